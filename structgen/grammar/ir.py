@@ -1,0 +1,232 @@
+"""The grammar IR: a context-free grammar whose terminals are regular languages over bytes.
+
+Every front end (regex, JSON Schema, Lark) lowers to this one representation; the automata layer
+compiles it. The IR is frozen and hashable, so compiled artifacts can be cached by content.
+
+Expressions:
+    ``Lit(b"...")``            an exact byte string
+    ``Regex(pattern)``         a regular language given as a regex over characters (UTF-8 encoded)
+    ``Seq(items)``             concatenation
+    ``Alt(items)``             alternation
+    ``Repeat(item, min, max)`` bounded (or, with ``max=None``, unbounded) repetition
+    ``Ref(name)``              a reference to a rule (recursion allowed in the IR)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+KeywordStatusKind = Literal["grammar", "check", "refused", "annotation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    """An exact byte string."""
+
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """A regular language, written as a regex over characters and matched in full.
+
+    The syntax is the one interegular parses (Python ``re`` without look-around or
+    back-references). Characters are encoded as UTF-8 when lowered to bytes.
+    """
+
+    pattern: str
+    case_insensitive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    """Concatenation of ``items``."""
+
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alt:
+    """Alternation between ``items``."""
+
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """``item`` repeated between ``min`` and ``max`` times (``max=None``: unbounded)."""
+
+    item: Expr
+    min: int = 0
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to the rule called ``name``."""
+
+    name: str
+
+
+Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref]
+
+EMPTY: Expr = Lit(b"")
+
+
+def lit(text: str | bytes) -> Lit:
+    """A literal from text (UTF-8 encoded) or bytes."""
+    return Lit(text.encode("utf-8") if isinstance(text, str) else text)
+
+
+def seq(*items: Expr) -> Expr:
+    """Concatenation that flattens nested sequences and drops empty literals."""
+    flat: list[Expr] = []
+    for item in items:
+        if isinstance(item, Seq):
+            flat.extend(item.items)
+        elif isinstance(item, Lit) and not item.value:
+            continue
+        elif isinstance(item, Lit) and flat and isinstance(flat[-1], Lit):
+            flat[-1] = Lit(flat[-1].value + item.value)  # type: ignore[union-attr]
+        else:
+            flat.append(item)
+    if not flat:
+        return EMPTY
+    if len(flat) == 1:
+        return flat[0]
+    return Seq(tuple(flat))
+
+
+def alt(*items: Expr) -> Expr:
+    """Alternation that flattens nested alternations and removes duplicates (order kept)."""
+    flat: list[Expr] = []
+    for item in items:
+        for sub in item.items if isinstance(item, Alt) else (item,):
+            if sub not in flat:
+                flat.append(sub)
+    if len(flat) == 1:
+        return flat[0]
+    return Alt(tuple(flat))
+
+
+def opt(item: Expr) -> Expr:
+    """``item`` or nothing."""
+    return Repeat(item, 0, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordStatus:
+    """How one schema keyword (or grammar construct) is enforced.
+
+    ``status`` is ``grammar`` (exact, by the grammar), ``check`` (exact, by a semantic check),
+    ``refused`` (not enforced; only present in best-effort mode) or ``annotation`` (has no
+    effect on validity, e.g. ``title``).
+    """
+
+    pointer: str
+    keyword: str
+    status: KeywordStatusKind
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A frozen, hashable CFG over byte terminals.
+
+    Args:
+        start: the name of the start rule.
+        rules: ``(name, expr)`` pairs; names are unique.
+        report: per-keyword enforcement report filled in by the front end.
+        notes: free-form facts about the lowering (e.g. which ``additionalProperties`` reading).
+    """
+
+    start: str
+    rules: tuple[tuple[str, Expr], ...]
+    report: tuple[KeywordStatus, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("Invalid Grammar: duplicate rule names")
+        if self.start not in names:
+            raise ValueError(f"Invalid Grammar: start rule {self.start!r} is not defined")
+
+    @classmethod
+    def from_rules(
+        cls,
+        rules: Mapping[str, Expr] | Iterable[tuple[str, Expr]],
+        start: str = "start",
+        **kwargs: Any,
+    ) -> Grammar:
+        """Build a grammar from a mapping of rule names to expressions."""
+        items = tuple(rules.items()) if isinstance(rules, Mapping) else tuple(rules)
+        return cls(start=start, rules=items, **kwargs)
+
+    @classmethod
+    def from_expr(cls, expr: Expr, **kwargs: Any) -> Grammar:
+        """A grammar with a single start rule."""
+        return cls(start="start", rules=(("start", expr),), **kwargs)
+
+    @classmethod
+    def from_regex(cls, pattern: str) -> Grammar:
+        """A grammar for the strings that ``re.fullmatch(pattern, s)`` accepts.
+
+        Raises:
+            InvalidGrammar: the pattern is not a valid regex.
+            UnsupportedFeature: the pattern uses look-around or back-references.
+        """
+        from structgen.grammar.regex import regex_grammar
+
+        return regex_grammar(pattern)
+
+    @classmethod
+    def from_json_schema(
+        cls,
+        schema: Mapping[str, Any] | bool | str,
+        **options: Any,
+    ) -> Grammar:
+        """A grammar for JSON texts valid under ``schema`` (a dict, a bool, or JSON text).
+
+        See ``structgen.grammar.json_schema.JsonSchemaOptions`` for the options.
+        """
+        from structgen.grammar.json_schema import json_schema_grammar
+
+        return json_schema_grammar(schema, **options)
+
+    @classmethod
+    def from_lark(cls, text: str, start: str = "start") -> Grammar:
+        """A grammar from Lark EBNF text."""
+        from structgen.grammar.lark import lark_grammar
+
+        return lark_grammar(text, start=start)
+
+    @property
+    def rule_map(self) -> dict[str, Expr]:
+        """The rules as a dict."""
+        return dict(self.rules)
+
+    def fingerprint(self) -> str:
+        """A content hash (hex) of the rules and start symbol, stable across processes."""
+        return hashlib.sha256(repr((self.start, self.rules)).encode("utf-8")).hexdigest()
+
+
+__all__ = [
+    "EMPTY",
+    "Alt",
+    "Expr",
+    "Grammar",
+    "KeywordStatus",
+    "Lit",
+    "Ref",
+    "Regex",
+    "Repeat",
+    "Seq",
+    "alt",
+    "lit",
+    "opt",
+    "seq",
+]
