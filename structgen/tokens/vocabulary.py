@@ -103,14 +103,19 @@ class Vocabulary:
         return token_id in self.special_token_ids
 
     def fingerprint(self) -> str:
-        """A content hash (hex), stable across processes."""
+        """A content hash (hex), stable across processes (computed once per object)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return str(cached)
         h = hashlib.sha256()
-        for tid, data in enumerate(self.token_bytes):
+        for data in self.token_bytes:
             h.update(len(data).to_bytes(4, "little"))
             h.update(data)
         h.update(repr(sorted(self.eos_token_ids)).encode())
         h.update(repr(sorted(self.special_token_ids)).encode())
-        return h.hexdigest()
+        digest = h.hexdigest()
+        self.__dict__["_fingerprint"] = digest  # frozen dataclass: cache without __setattr__
+        return digest
 
     def decode(self, token_ids: Iterable[int]) -> bytes:
         """The concatenated bytes of ``token_ids`` (special tokens contribute nothing)."""

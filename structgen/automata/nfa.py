@@ -1,0 +1,247 @@
+"""Byte-level NFAs built from the grammar IR (Thompson construction).
+
+Regex terminals are parsed by interegular into character FSMs, whose character classes are turned
+into UTF-8 byte-range paths. Rules referenced by name are inlined; a rule that refers to itself
+(directly or not) is not regular and is refused here: the CFG engine handles those.
+
+Deliberate simplifications: repetition ``{m,n}`` is unrolled (size grows linearly with ``n``), and
+interegular's ``\\d``, ``\\w``, ``\\s`` are ASCII classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import interegular
+from interegular.fsm import anything_else
+
+from structgen.automata.utf8 import (
+    codepoints_to_ranges,
+    complement_ranges,
+    utf8_sequences,
+)
+from structgen.errors import InvalidGrammar, LimitExceeded, UnsupportedFeature
+from structgen.grammar.ir import Alt, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
+
+DEFAULT_MAX_NFA_STATES = 2_000_000
+
+
+@dataclass
+class ByteNFA:
+    """A mutable byte NFA: ``edges[s]`` lists ``(lo, hi, target)``; ``eps[s]`` lists targets.
+
+    ``accept`` maps accepting states to a label (the terminal or pattern id).
+    """
+
+    edges: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    eps: list[list[int]] = field(default_factory=list)
+    accept: dict[int, int] = field(default_factory=dict)
+    max_states: int = DEFAULT_MAX_NFA_STATES
+
+    def new_state(self) -> int:
+        """Add a state and return its id."""
+        if len(self.edges) >= self.max_states:
+            raise LimitExceeded(
+                f"the byte NFA exceeds {self.max_states} states",
+                hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
+            )
+        self.edges.append([])
+        self.eps.append([])
+        return len(self.edges) - 1
+
+    @property
+    def num_states(self) -> int:
+        """Number of states."""
+        return len(self.edges)
+
+
+# A regex as a list of (src, dst, byte-range path) transitions over abstract local states.
+@dataclass(frozen=True)
+class _CharFsm:
+    num_states: int
+    initial: int
+    finals: frozenset[int]
+    paths: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
+
+
+@lru_cache(maxsize=4096)
+def _regex_to_char_fsm(pattern: str, case_insensitive: bool) -> _CharFsm:
+    """Parse a regex with interegular and turn its character classes into UTF-8 byte paths."""
+    source = f"(?i:{pattern})" if case_insensitive else pattern
+    try:
+        fsm = interegular.parse_pattern(source).to_fsm()
+    except interegular.patterns.Unsupported as exc:
+        raise UnsupportedFeature(
+            f"regex construct not supported: {exc}",
+            keyword="regex",
+            location=repr(pattern),
+            hint="look-around and back-references cannot be compiled to an automaton",
+        ) from exc
+    except Exception as exc:  # interegular raises several exception types on bad syntax
+        raise InvalidGrammar(
+            f"invalid regex: {exc}", keyword="regex", location=repr(pattern)
+        ) from exc
+    explicit = sorted(
+        ord(ch) for ch in fsm.alphabet._symbol_mapping if ch is not anything_else and len(ch) == 1
+    )
+    key_paths: dict[int, list[tuple[tuple[int, int], ...]]] = {}
+    for key, chars in fsm.alphabet.by_transition.items():
+        if any(ch is anything_else for ch in chars):
+            ranges = complement_ranges(codepoints_to_ranges(explicit))
+        else:
+            ranges = codepoints_to_ranges(ord(ch) for ch in chars)
+        key_paths[key] = [
+            tuple(path) for lo, hi in ranges for path in utf8_sequences(lo, hi)
+        ]
+    index = {state: i for i, state in enumerate(sorted(fsm.states))}
+    paths = []
+    for src, row in fsm.map.items():
+        for key, dst in row.items():
+            for path in key_paths[key]:
+                paths.append((index[src], index[dst], path))
+    return _CharFsm(
+        num_states=len(index),
+        initial=index[fsm.initial],
+        finals=frozenset(index[s] for s in fsm.finals),
+        paths=tuple(paths),
+    )
+
+
+class NfaBuilder:
+    """Builds NFA fragments for IR expressions into one ByteNFA."""
+
+    def __init__(self, grammar: Grammar, nfa: ByteNFA | None = None) -> None:
+        self.rules = grammar.rule_map
+        self.nfa = nfa if nfa is not None else ByteNFA()
+        self._active: list[str] = []
+
+    def build(self, expr: Expr) -> tuple[int, int]:
+        """Add a fragment for ``expr``; return its (entry, exit) states."""
+        nfa = self.nfa
+        if isinstance(expr, Lit):
+            start = cur = nfa.new_state()
+            for byte in expr.value:
+                nxt = nfa.new_state()
+                nfa.edges[cur].append((byte, byte, nxt))
+                cur = nxt
+            return start, cur
+        if isinstance(expr, Regex):
+            return self._build_regex(expr)
+        if isinstance(expr, Seq):
+            start, cur = self.build(expr.items[0])
+            for item in expr.items[1:]:
+                s, e = self.build(item)
+                nfa.eps[cur].append(s)
+                cur = e
+            return start, cur
+        if isinstance(expr, Alt):
+            start, end = nfa.new_state(), nfa.new_state()
+            for item in expr.items:
+                s, e = self.build(item)
+                nfa.eps[start].append(s)
+                nfa.eps[e].append(end)
+            return start, end
+        if isinstance(expr, Repeat):
+            return self._build_repeat(expr)
+        if isinstance(expr, Ref):
+            return self._build_ref(expr)
+        raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
+
+    def _build_regex(self, expr: Regex) -> tuple[int, int]:
+        cfsm = _regex_to_char_fsm(expr.pattern, expr.case_insensitive)
+        nfa = self.nfa
+        states = [nfa.new_state() for _ in range(cfsm.num_states)]
+        end = nfa.new_state()
+        for src, dst, path in cfsm.paths:
+            cur = states[src]
+            for lo, hi in path[:-1]:
+                nxt = nfa.new_state()
+                nfa.edges[cur].append((lo, hi, nxt))
+                cur = nxt
+            lo, hi = path[-1]
+            nfa.edges[cur].append((lo, hi, states[dst]))
+        for f in cfsm.finals:
+            nfa.eps[states[f]].append(end)
+        return states[cfsm.initial], end
+
+    def _build_repeat(self, expr: Repeat) -> tuple[int, int]:
+        nfa = self.nfa
+        if expr.min < 0 or (expr.max is not None and expr.max < expr.min):
+            raise InvalidGrammar(f"invalid repeat bounds {{{expr.min},{expr.max}}}")
+        start = cur = nfa.new_state()
+        for _ in range(expr.min):
+            s, e = self.build(expr.item)
+            nfa.eps[cur].append(s)
+            cur = e
+        end = nfa.new_state()
+        nfa.eps[cur].append(end)
+        if expr.max is None:
+            s, e = self.build(expr.item)
+            nfa.eps[cur].append(s)
+            nfa.eps[e].append(cur)
+        else:
+            for _ in range(expr.max - expr.min):
+                s, e = self.build(expr.item)
+                nfa.eps[cur].append(s)
+                nfa.eps[e].append(end)
+                cur = e
+        return start, end
+
+    def _build_ref(self, expr: Ref) -> tuple[int, int]:
+        if expr.name not in self.rules:
+            raise InvalidGrammar(f"undefined rule {expr.name!r}", keyword=expr.name)
+        if expr.name in self._active:
+            cycle = " -> ".join([*self._active[self._active.index(expr.name) :], expr.name])
+            raise UnsupportedFeature(
+                f"recursive rule ({cycle}) is not regular",
+                keyword=expr.name,
+                hint="recursive grammars need the CFG engine",
+            )
+        self._active.append(expr.name)
+        try:
+            return self.build(self.rules[expr.name])
+        finally:
+            self._active.pop()
+
+
+def grammar_to_nfa(grammar: Grammar, max_states: int = DEFAULT_MAX_NFA_STATES) -> tuple[ByteNFA, int]:
+    """The NFA of a regular (non-recursive) grammar; returns it and its initial state."""
+    builder = NfaBuilder(grammar, ByteNFA(max_states=max_states))
+    start, end = builder.build(Ref(grammar.start))
+    builder.nfa.accept[end] = 0
+    return builder.nfa, start
+
+
+def is_recursive(grammar: Grammar) -> bool:
+    """Whether any rule reaches itself through references."""
+    rules = grammar.rule_map
+    refs: dict[str, set[str]] = {name: set() for name in rules}
+
+    def collect(expr: Expr, into: set[str]) -> None:
+        if isinstance(expr, Ref):
+            into.add(expr.name)
+        elif isinstance(expr, (Seq, Alt)):
+            for item in expr.items:
+                collect(item, into)
+        elif isinstance(expr, Repeat):
+            collect(expr.item, into)
+
+    for name, expr in rules.items():
+        collect(expr, refs[name])
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> bool:
+        state[name] = 1
+        for nxt in refs.get(name, ()):
+            if state.get(nxt) == 1:
+                return True
+            if nxt not in state and nxt in refs and visit(nxt):
+                return True
+        state[name] = 2
+        return False
+
+    return any(name not in state and visit(name) for name in rules)
+
+
+__all__ = ["ByteNFA", "NfaBuilder", "grammar_to_nfa", "is_recursive"]

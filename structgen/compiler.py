@@ -1,0 +1,182 @@
+"""compile(grammar, vocabulary) -> CompiledGrammar: the one expensive, cacheable step.
+
+Every user-input and vocabulary-compatibility error is raised here, never during decoding. The
+artifact is immutable from the outside (its caches fill lazily and thread-safely), picklable, and
+cached per process by content hash of the grammar, the vocabulary and the options.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
+from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
+from structgen.errors import ConfigurationError, IncompatibleVocabulary, UnsupportedFeature
+from structgen.grammar.ir import Grammar, KeywordStatus
+from structgen.tokens.dfa_index import DfaTokenIndex
+from structgen.tokens.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from structgen.runtime.matcher import Matcher
+
+
+@dataclass(frozen=True)
+class CompileLimits:
+    """Bounds on compilation; exceeding one raises ``LimitExceeded``."""
+
+    max_nfa_states: int = DEFAULT_MAX_NFA_STATES
+    max_dfa_states: int = DEFAULT_MAX_DFA_STATES
+
+
+class CompiledGrammar:
+    """A grammar compiled against a vocabulary. Create matchers with ``matcher()``.
+
+    Attributes:
+        grammar: the source grammar.
+        vocab: the vocabulary.
+        report: per-keyword enforcement report (from the front end).
+        index: the token-level engine (masks, token steps).
+    """
+
+    def __init__(self, grammar: Grammar, vocab: Vocabulary, index: DfaTokenIndex) -> None:
+        self.grammar = grammar
+        self.vocab = vocab
+        self.index = index
+        self._eos = np.array(sorted(vocab.eos_token_ids), dtype=np.int64)
+
+    @property
+    def report(self) -> tuple[KeywordStatus, ...]:
+        """How each schema keyword / grammar construct is enforced."""
+        return self.grammar.report
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Facts about the lowering (e.g. the additionalProperties reading used)."""
+        return self.grammar.notes
+
+    @property
+    def vocab_size(self) -> int:
+        """Width of the masks (number of token ids)."""
+        return self.vocab.vocab_size
+
+    @property
+    def eos_token_ids(self) -> np.ndarray:
+        """The EOS ids as an int64 array."""
+        return self._eos
+
+    def matcher(self, *, max_rollback: int | None = None) -> Matcher:
+        """A fresh per-sequence cursor at the start of the grammar."""
+        from structgen.runtime.matcher import Matcher
+
+        return Matcher(self, max_rollback=max_rollback)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CompiledGrammar, (self.grammar, self.vocab, self.index))
+
+
+_CACHE: OrderedDict[tuple[str, str, CompileLimits], CompiledGrammar] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 64
+
+
+def compile(  # noqa: A001 - the public name mirrors the design (sg.compile)
+    grammar: Grammar,
+    vocab: Vocabulary,
+    *,
+    limits: CompileLimits | None = None,
+    use_cache: bool = True,
+) -> CompiledGrammar:
+    """Compile ``grammar`` against ``vocab``.
+
+    Args:
+        grammar: from ``Grammar.from_regex``, ``from_json_schema`` or ``from_lark``.
+        vocab: from ``Vocabulary.from_tokenizer``.
+        limits: compile-time bounds.
+        use_cache: reuse an identical earlier compilation in this process.
+
+    Raises:
+        UnsupportedFeature: the grammar needs an engine feature not available.
+        LimitExceeded: the automaton would exceed ``limits``.
+        IncompatibleVocabulary: a live state has no token that can continue it.
+    """
+    if not isinstance(grammar, Grammar):
+        raise ConfigurationError(
+            f"Invalid grammar: expected structgen.Grammar, got {type(grammar).__name__}",
+            hint="build one with Grammar.from_json_schema / from_regex / from_lark",
+        )
+    if not isinstance(vocab, Vocabulary):
+        raise ConfigurationError(
+            f"Invalid vocab: expected structgen.Vocabulary, got {type(vocab).__name__}",
+            hint="build one with Vocabulary.from_tokenizer(tokenizer)",
+        )
+    limits = limits or CompileLimits()
+    key = (grammar.fingerprint(), vocab.fingerprint(), limits)
+    if use_cache:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                # same rules, maybe another report: share the engine, keep this grammar's report
+                return hit if hit.grammar is grammar else CompiledGrammar(grammar, vocab, hit.index)
+    compiled = _compile_uncached(grammar, vocab, limits)
+    if use_cache:
+        with _CACHE_LOCK:
+            _CACHE[key] = compiled
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return compiled
+
+
+def _compile_uncached(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:
+    if is_recursive(grammar):
+        raise UnsupportedFeature(
+            "recursive grammars (nested rules such as unconstrained JSON values or recursive "
+            "$ref) are not supported yet by the regular engine",
+            keyword="recursion",
+            hint="bound the nesting in the schema, or wait for the CFG engine",
+        )
+    nfa, start = grammar_to_nfa(grammar, max_states=limits.max_nfa_states)
+    dfa = determinize(nfa, start, max_states=limits.max_dfa_states)
+    index = DfaTokenIndex(dfa, vocab)
+    _check_vocabulary(dfa, index, vocab)
+    return CompiledGrammar(grammar, vocab, index)
+
+
+def _check_vocabulary(dfa: ByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
+    """Prove that every live, non-accepting state can be continued by some token.
+
+    Fast path: a live byte transition on a byte that is itself a token. Only states without one
+    fall back to a full mask computation.
+    """
+    if dfa.num_states == 0:
+        raise IncompatibleVocabulary(
+            "the grammar's language is empty", hint="check the grammar or schema"
+        )
+    single = np.zeros(256, dtype=bool)
+    for tid, data in enumerate(vocab.token_bytes):
+        if len(data) == 1 and tid not in vocab.special_token_ids:
+            single[data[0]] = True
+    live_by_byte = dfa.trans[:, dfa.byte_class.astype(np.int64)] != dfa.dead  # [n+1, 256]
+    ok = (live_by_byte[:, single]).any(axis=1) | dfa.accepting
+    for state in np.flatnonzero(~ok[:-1]).tolist():
+        if not index.token_bitmask(state).any():
+            missing = sorted(np.flatnonzero(live_by_byte[state]).tolist())
+            raise IncompatibleVocabulary(
+                f"state {state} can only continue with bytes "
+                f"{bytes(missing[:16])!r}, and no token of {vocab.name} starts with them",
+                location=f"dfa state {state}",
+            )
+
+
+def clear_cache() -> None:
+    """Forget all cached compilations."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+__all__ = ["CompileLimits", "CompiledGrammar", "clear_cache", "compile"]

@@ -1,0 +1,213 @@
+"""Matcher: the per-sequence cursor over a CompiledGrammar.
+
+Error contract: a rejected token is a return value (``False`` / a shorter prefix length), never an
+exception, and it leaves the state unchanged; ``last_error`` says why. Only API misuse raises
+(``ValueError`` subclasses, e.g. rolling back more tokens than the history holds).
+
+EOS is accepted exactly when the text so far is complete; after EOS the matcher is terminated and
+accepts nothing more (its mask allows nothing).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from structgen.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import torch
+
+    from structgen.compiler import CompiledGrammar
+
+_TERMINATED = -1  # marker state pushed when EOS is consumed
+
+
+class Matcher:
+    """Tracks one sequence's position in a compiled grammar.
+
+    Args:
+        compiled: the compiled grammar.
+        max_rollback: how many tokens ``rollback`` can undo (None: unlimited).
+    """
+
+    __slots__ = ("_compiled", "_index", "_history", "_state", "_max_rollback", "last_error")
+
+    def __init__(self, compiled: CompiledGrammar, *, max_rollback: int | None = None) -> None:
+        if max_rollback is not None and max_rollback < 0:
+            raise ConfigurationError(
+                f"Invalid max_rollback: expected None or >= 0, got {max_rollback}"
+            )
+        self._compiled = compiled
+        self._index = compiled.index
+        self._max_rollback = max_rollback
+        self._history: deque[Any] = deque(maxlen=max_rollback)
+        self._state: Any = self._index.initial_state()
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ consuming
+
+    def _next_state(self, state: Any, token_id: int) -> tuple[Any, str | None]:
+        """(new state, None) if accepted, else (None, reason). Does not change self."""
+        vocab = self._compiled.vocab
+        if state is _TERMINATED:
+            return None, "the matcher is terminated (EOS was consumed)"
+        if not 0 <= token_id < vocab.vocab_size:
+            return None, f"token id {token_id} is outside the vocabulary (size {vocab.vocab_size})"
+        if token_id in vocab.eos_token_ids:
+            if self._index.is_accepting(state):
+                return _TERMINATED, None
+            return None, "EOS is not allowed: the text is incomplete"
+        if token_id in vocab.special_token_ids:
+            return None, f"special token {token_id} is not allowed inside constrained text"
+        nxt = self._index.advance(state, token_id)
+        if nxt is None:
+            return None, f"token {token_id} ({vocab.token_bytes[token_id]!r}) is rejected"
+        return nxt, None
+
+    def consume_token(self, token_id: int) -> bool:
+        """Advance by one token. Returns False (state unchanged) if the grammar rejects it."""
+        nxt, err = self._next_state(self._state, int(token_id))
+        if err is not None:
+            self.last_error = err
+            return False
+        self._history.append(self._state)
+        self._state = nxt
+        self.last_error = None
+        return True
+
+    def consume_tokens(self, token_ids: list[int]) -> int:
+        """Consume tokens until the first rejected one; return how many were consumed."""
+        for i, tid in enumerate(token_ids):
+            if not self.consume_token(tid):
+                return i
+        return len(token_ids)
+
+    def validate_tokens(self, token_ids: list[int]) -> int:
+        """Length of the longest prefix of ``token_ids`` the grammar accepts. No state change."""
+        state = self._state
+        for i, tid in enumerate(token_ids):
+            state, err = self._next_state(state, int(tid))
+            if err is not None:
+                return i
+        return len(token_ids)
+
+    def consume_bytes(self, data: bytes) -> bool:
+        """Advance by raw bytes (counts as one history entry). False if rejected."""
+        if self._state is _TERMINATED:
+            self.last_error = "the matcher is terminated (EOS was consumed)"
+            return False
+        nxt = self._index.advance_bytes(self._state, data)
+        if nxt is None:
+            self.last_error = f"bytes {data!r} are rejected"
+            return False
+        self._history.append(self._state)
+        self._state = nxt
+        self.last_error = None
+        return True
+
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last ``num_tokens`` consumed tokens.
+
+        Raises:
+            ValueError: more tokens than the rollback history holds.
+        """
+        if num_tokens < 0 or num_tokens > len(self._history):
+            raise ConfigurationError(
+                f"Invalid rollback: expected 0 <= num_tokens <= {len(self._history)} "
+                f"(the available history), got {num_tokens}"
+            )
+        for _ in range(num_tokens):
+            self._state = self._history.pop()
+        self.last_error = None
+
+    def reset(self) -> None:
+        """Back to the start of the grammar, history cleared."""
+        self._history.clear()
+        self._state = self._index.initial_state()
+        self.last_error = None
+
+    # ------------------------------------------------------------------ queries
+
+    def is_accepting(self) -> bool:
+        """Whether the text so far is complete (EOS would be accepted), or EOS was consumed."""
+        if self._state is _TERMINATED:
+            return True
+        return self._index.is_accepting(self._state)
+
+    def is_terminated(self) -> bool:
+        """Whether EOS has been consumed."""
+        return self._state is _TERMINATED
+
+    @property
+    def num_rollback_tokens(self) -> int:
+        """How many tokens ``rollback`` can currently undo."""
+        return len(self._history)
+
+    @property
+    def compiled(self) -> CompiledGrammar:
+        """The compiled grammar this matcher walks."""
+        return self._compiled
+
+    def next_token_bitmask_np(self) -> np.ndarray:
+        """``int32[ceil(V/32)]``, bit ``t`` set iff token ``t`` is allowed next (a new array)."""
+        words = (self._compiled.vocab_size + 31) // 32
+        if self._state is _TERMINATED:
+            return np.zeros(words, dtype=np.int32)
+        out = self._index.token_bitmask(self._state).copy()
+        if self._index.is_accepting(self._state):
+            unsigned = out.view(np.uint32)
+            for eos in self._compiled.eos_token_ids.tolist():
+                unsigned[eos >> 5] |= np.uint32(1 << (eos & 31))
+        return out
+
+    def fill_next_token_bitmask(self, bitmask: Any, row: int = 0) -> None:
+        """Write the allowed set into row ``row`` of an ``int32[batch, ceil(V/32)]`` bitmask.
+
+        ``bitmask`` is a CPU torch tensor or a numpy array.
+        """
+        words = self.next_token_bitmask_np()
+        if isinstance(bitmask, np.ndarray):
+            if bitmask.dtype != np.int32 or bitmask.ndim != 2 or bitmask.shape[1] != words.size:
+                raise ConfigurationError(
+                    f"Invalid bitmask: expected int32[batch, {words.size}], "
+                    f"got {bitmask.dtype}{list(bitmask.shape)}"
+                )
+            bitmask[row] = words
+            return
+        from structgen.runtime.bitmask_torch import fill_row_from_numpy
+
+        fill_row_from_numpy(bitmask, row, words)
+
+    def next_token_mask(self) -> torch.Tensor:
+        """``torch.bool[vocab_size]``: True for the tokens allowed next (EOS iff accepting)."""
+        from structgen.runtime.bitmask_torch import unpack_bitmask_np
+
+        return unpack_bitmask_np(self.next_token_bitmask_np(), self._compiled.vocab_size)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        """The ids allowed next, as an int64 array (sorted)."""
+        bits = np.unpackbits(self.next_token_bitmask_np().view(np.uint8), bitorder="little")
+        return np.flatnonzero(bits[: self._compiled.vocab_size]).astype(np.int64)
+
+    def copy(self) -> Matcher:
+        """An independent matcher at the same position (history included). O(history)."""
+        other = Matcher.__new__(Matcher)
+        other._compiled = self._compiled
+        other._index = self._index
+        other._max_rollback = self._max_rollback
+        other._history = self._history.copy()
+        other._state = self._state
+        other.last_error = self.last_error
+        return other
+
+    def __repr__(self) -> str:
+        return (
+            f"Matcher(state={self._state!r}, accepting={self.is_accepting()}, "
+            f"terminated={self.is_terminated()})"
+        )
+
+
+__all__ = ["Matcher"]
