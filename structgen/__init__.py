@@ -20,11 +20,36 @@ from structgen.tokens.vocabulary import Vocabulary
 
 __version__ = "0.1.0"
 
+# torch and transformers are heavy: the decoding layer loads on first use.
+_LAZY = {
+    "generate": "structgen.integrations.generate",
+    "generate_json": "structgen.integrations.generate",
+    "GenerationResult": "structgen.integrations.generate",
+    "StructgenLogitsProcessor": "structgen.integrations.transformers",
+    "AWRS": "structgen.sampling.awrs",
+    "Masked": "structgen.sampling.masked",
+    "SamplingParams": "structgen.sampling.warp",
+    "NoAllowedToken": "structgen.sampling.warp",
+    "load_default_model": "structgen.models",
+    "load_model": "structgen.models",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'structgen' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 __all__ = [
+    "AWRS",
     "CompileLimits",
     "CompiledGrammar",
     "ConfigurationError",
     "ConstraintViolation",
+    "GenerationResult",
     "Grammar",
     "GrammarError",
     "IncompatibleVocabulary",
@@ -33,11 +58,19 @@ __all__ = [
     "InvalidSchema",
     "KeywordStatus",
     "LimitExceeded",
+    "Masked",
     "Matcher",
+    "NoAllowedToken",
+    "SamplingParams",
     "StructgenError",
+    "StructgenLogitsProcessor",
     "UnsupportedFeature",
     "Vocabulary",
     "VocabularyError",
     "__version__",
     "compile",
+    "generate",
+    "generate_json",
+    "load_default_model",
+    "load_model",
 ]

@@ -137,6 +137,12 @@ class Matcher:
             return True
         return self._index.is_accepting(self._state)
 
+    def can_continue(self) -> bool:
+        """Whether some non-EOS token is allowed next (False once terminated)."""
+        if self._state is _TERMINATED:
+            return False
+        return bool(self._index.token_bitmask(self._state).any())
+
     def is_terminated(self) -> bool:
         """Whether EOS has been consumed."""
         return self._state is _TERMINATED

@@ -1,0 +1,298 @@
+"""generate(): constrained decoding with a transformers causal LM, our own loop and KV cache.
+
+The loop: one forward pass per token (the prompt once, then one token at a time with the KV
+cache), the chosen sampler picks a token the matcher accepts, the matcher commits it. It stops at
+EOS, when the grammar allows nothing but EOS, or at ``max_new_tokens``; in the last case the
+result is marked incomplete and carries no value.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from structgen.compiler import CompiledGrammar, compile
+from structgen.errors import ConfigurationError
+from structgen.grammar.ir import Grammar
+from structgen.sampling.awrs import AWRS
+from structgen.sampling.masked import Masked
+from structgen.sampling.warp import SamplingParams
+from structgen.tokens.vocabulary import Vocabulary
+
+SamplerName = Literal["awrs", "masked"]
+
+_VOCABS: weakref.WeakKeyDictionary[Any, Vocabulary] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class GenerationStats:
+    """Where the time went."""
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    constraint_checks: int = 0
+    full_masks: int = 0
+    compile_s: float = 0.0
+    model_s: float = 0.0
+    constraint_s: float = 0.0
+
+    @property
+    def ms_per_token(self) -> float:
+        """Model plus constraint time per generated token, in milliseconds."""
+        return 1000 * (self.model_s + self.constraint_s) / max(self.new_tokens, 1)
+
+
+@dataclass
+class GenerationResult:
+    """The outcome of one ``generate`` call.
+
+    Attributes:
+        text: the generated text (without EOS).
+        tokens: generated token ids (without EOS).
+        complete: True iff the output is a complete string of the grammar.
+        value: the parsed JSON value (schemas only, and only when complete), else None.
+        reason: why generation stopped (``eos``, ``grammar_complete``, ``max_new_tokens``).
+        stats: timings and counters.
+    """
+
+    text: str
+    tokens: list[int]
+    complete: bool
+    value: Any = None
+    reason: str = ""
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+def vocabulary_for(tokenizer: Any, model: Any = None) -> Vocabulary:
+    """The Vocabulary of ``tokenizer`` sized to ``model``'s logits (cached per tokenizer)."""
+    width = None
+    if model is not None:
+        emb = model.get_output_embeddings()
+        if emb is not None:
+            width = int(emb.weight.shape[0])
+    try:
+        vocab = _VOCABS.get(tokenizer)
+    except TypeError:
+        vocab = None
+    if vocab is None or (width is not None and vocab.vocab_size != width):
+        vocab = Vocabulary.from_tokenizer(tokenizer, vocab_size=width)
+        try:
+            _VOCABS[tokenizer] = vocab
+        except TypeError:
+            pass
+    return vocab
+
+
+def schema_to_dict(schema: Any) -> Any:
+    """Accept a dict, a bool, JSON text or a pydantic model class."""
+    if hasattr(schema, "model_json_schema"):
+        return schema.model_json_schema()
+    if isinstance(schema, str):
+        try:
+            return json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"Invalid schema: not JSON text ({exc})") from exc
+    return schema
+
+
+def resolve_constraint(
+    vocab: Vocabulary,
+    *,
+    schema: Any = None,
+    grammar: Grammar | CompiledGrammar | str | None = None,
+    regex: str | None = None,
+    schema_options: dict[str, Any] | None = None,
+) -> CompiledGrammar:
+    """Compile exactly one of ``schema``, ``grammar`` (Grammar or Lark text) or ``regex``."""
+    given = [name for name, v in (("schema", schema), ("grammar", grammar), ("regex", regex))
+             if v is not None]
+    if len(given) != 1:
+        raise ConfigurationError(
+            f"Invalid constraint: expected exactly one of schema, grammar, regex; got {given or 'none'}"
+        )
+    if isinstance(grammar, CompiledGrammar):
+        if grammar.vocab.fingerprint() != vocab.fingerprint():
+            raise ConfigurationError(
+                "Invalid grammar: it was compiled for another vocabulary than this tokenizer's"
+            )
+        return grammar
+    if schema is not None:
+        g = Grammar.from_json_schema(schema_to_dict(schema), **(schema_options or {}))
+    elif regex is not None:
+        g = Grammar.from_regex(regex)
+    elif isinstance(grammar, str):
+        g = Grammar.from_lark(grammar)
+    else:
+        assert isinstance(grammar, Grammar)
+        g = grammar
+    return compile(g, vocab)
+
+
+def make_sampler(name: SamplerName | Any, params: SamplingParams) -> Any:
+    """A sampler by name, or pass an object with ``sample`` through."""
+    if hasattr(name, "sample"):
+        return name
+    if name == "awrs":
+        return AWRS(params)
+    if name == "masked":
+        return Masked(params)
+    raise ConfigurationError(f"Invalid sampler: expected 'awrs' or 'masked', got {name!r}")
+
+
+def prompt_ids(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[int]:
+    """Token ids of a prompt; a list of chat messages goes through the chat template."""
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    if isinstance(prompt, list):
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+    raise ConfigurationError(
+        f"Invalid prompt: expected a string or a list of chat messages, got {type(prompt).__name__}"
+    )
+
+
+@torch.inference_mode()
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompt: str | list[dict[str, str]],
+    *,
+    schema: Any = None,
+    grammar: Grammar | CompiledGrammar | str | None = None,
+    regex: str | None = None,
+    sampler: SamplerName | Any = "awrs",
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    schema_options: dict[str, Any] | None = None,
+) -> GenerationResult:
+    """Generate text that conforms to a schema, grammar or regex.
+
+    Args:
+        model: a transformers causal LM.
+        tokenizer: its tokenizer.
+        prompt: a string (used as is) or chat messages (``[{"role": ..., "content": ...}]``,
+            rendered with the tokenizer's chat template).
+        schema: a JSON schema (dict, bool, JSON text, or a pydantic model class).
+        grammar: a ``Grammar``, a ``CompiledGrammar`` or Lark text.
+        regex: a regex the whole output must match.
+        sampler: ``"awrs"`` (default), ``"masked"`` or a sampler object.
+        max_new_tokens: token budget; running out gives ``complete=False``.
+        temperature: 0 for greedy decoding (default), else the sampling temperature.
+        top_k: top-k filter on the unconstrained distribution (0: off).
+        top_p: nucleus filter on the unconstrained distribution (1.0: off).
+        seed: seed for the sampler's random generator.
+        schema_options: options for ``Grammar.from_json_schema``.
+
+    Returns:
+        A ``GenerationResult``; ``.value`` holds the parsed JSON for schemas.
+    """
+    if max_new_tokens < 1:
+        raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
+    stats = GenerationStats()
+    t0 = time.perf_counter()
+    vocab = vocabulary_for(tokenizer, model)
+    compiled = resolve_constraint(
+        vocab, schema=schema, grammar=grammar, regex=regex, schema_options=schema_options
+    )
+    stats.compile_s = time.perf_counter() - t0
+    params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
+    chooser = make_sampler(sampler, params)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    matcher = compiled.matcher()
+    ids = prompt_ids(tokenizer, prompt)
+    stats.prompt_tokens = len(ids)
+    device = next(model.parameters()).device
+    next_input = torch.tensor([ids], device=device)
+    past = None
+    tokens: list[int] = []
+    reason = "max_new_tokens"
+    base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
+    base_masks = getattr(getattr(chooser, "stats", None), "full_masks", 0)
+    for _ in range(max_new_tokens):
+        t1 = time.perf_counter()
+        out = model(input_ids=next_input, past_key_values=past, use_cache=True)
+        logits = out.logits[0, -1]
+        past = out.past_key_values
+        t2 = time.perf_counter()
+        token, _log_weight = chooser.sample(logits, matcher, generator)
+        accepted = matcher.consume_token(token)
+        t3 = time.perf_counter()
+        stats.model_s += t2 - t1
+        stats.constraint_s += t3 - t2
+        if not accepted:  # a sampler bug: never let it pass silently
+            raise ConfigurationError(
+                f"Invalid sampler: it returned token {token} that the grammar rejects "
+                f"({matcher.last_error})"
+            )
+        if matcher.is_terminated():
+            reason = "eos"
+            break
+        tokens.append(token)
+        if matcher.is_accepting() and not matcher.can_continue():
+            reason = "grammar_complete"
+            break
+        next_input = torch.tensor([[token]], device=device)
+    stats.new_tokens = len(tokens)
+    if hasattr(chooser, "stats"):
+        stats.constraint_checks = chooser.stats.checks - base_checks
+        stats.full_masks = chooser.stats.full_masks - base_masks
+    data = vocab.decode(tokens)
+    text = data.decode("utf-8", errors="replace")
+    complete = reason != "max_new_tokens" and matcher.is_accepting()
+    value = None
+    if schema is not None and complete:
+        value = json.loads(data)
+        problem = _jsonschema_problem(schema_to_dict(schema), value)
+        if problem is not None:  # would be a structgen bug: report it, never pass it off
+            complete, value = False, None
+            reason = f"internal error: the output fails jsonschema validation: {problem}"
+    return GenerationResult(text=text, tokens=tokens, complete=complete, value=value,
+                            reason=reason, stats=stats)
+
+
+def _jsonschema_problem(schema: Any, value: Any) -> str | None:
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(value))
+    return None if error is None else error.message
+
+
+def generate_json(model: Any, tokenizer: Any, prompt: Any, schema: Any, **kwargs: Any) -> Any:
+    """Generate and return only the parsed JSON value.
+
+    Raises:
+        ConstraintViolation: the output did not complete within ``max_new_tokens``.
+    """
+    from structgen.errors import ConstraintViolation
+
+    result = generate(model, tokenizer, prompt, schema=schema, **kwargs)
+    if not result.complete:
+        raise ConstraintViolation(
+            f"generation stopped before the JSON value was complete ({result.reason}): "
+            f"{result.text[:200]!r}",
+            hint="raise max_new_tokens",
+        )
+    return result.value
+
+
+__all__ = [
+    "GenerationResult",
+    "GenerationStats",
+    "generate",
+    "generate_json",
+    "make_sampler",
+    "prompt_ids",
+    "resolve_constraint",
+    "vocabulary_for",
+]
