@@ -148,10 +148,11 @@ def _compile_uncached(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits
 
 
 def _check_vocabulary(dfa: ByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
-    """Prove that every live, non-accepting state can be continued by some token.
+    """Prove that every state reachable at a token boundary can be continued by some token.
 
-    Fast path: a live byte transition on a byte that is itself a token. Only states without one
-    fall back to a full mask computation.
+    Fast path: every live, non-accepting state has a live transition on a byte that is itself a
+    token (true for byte-level BPE, SentencePiece with byte fallback and tiktoken vocabularies).
+    Otherwise, walk the token-level state graph exactly.
     """
     if dfa.num_states == 0:
         raise IncompatibleVocabulary(
@@ -163,14 +164,28 @@ def _check_vocabulary(dfa: ByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> 
             single[data[0]] = True
     live_by_byte = dfa.trans[:, dfa.byte_class.astype(np.int64)] != dfa.dead  # [n+1, 256]
     ok = (live_by_byte[:, single]).any(axis=1) | dfa.accepting
-    for state in np.flatnonzero(~ok[:-1]).tolist():
-        if not index.token_bitmask(state).any():
+    if ok[:-1].all():
+        return
+    # Slow path (vocabularies without every single byte): explore the states reachable at token
+    # boundaries, which are the only states a matcher can be in.
+    seen = {dfa.initial}
+    frontier = [dfa.initial]
+    while frontier:
+        state = frontier.pop()
+        ends = index.token_end_states(state)
+        live_ends = ends[ends != dfa.dead]
+        if live_ends.size == 0 and not dfa.accepting[state]:
             missing = sorted(np.flatnonzero(live_by_byte[state]).tolist())
             raise IncompatibleVocabulary(
-                f"state {state} can only continue with bytes "
-                f"{bytes(missing[:16])!r}, and no token of {vocab.name} starts with them",
+                f"after some token sequence the grammar can only continue with bytes "
+                f"{bytes(missing[:16])!r}, and no token of {vocab.name} fits there",
                 location=f"dfa state {state}",
+                hint="use a tokenizer with byte fallback, or allow other spellings",
             )
+        for nxt in np.unique(live_ends).tolist():
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
 
 
 def clear_cache() -> None:

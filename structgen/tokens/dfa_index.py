@@ -104,6 +104,10 @@ class DfaTokenIndex:
         return mask
 
     def _allowed_tokens(self, state: int) -> np.ndarray:
+        return self.token_end_states(state) != self.dfa.dead
+
+    def token_end_states(self, state: int) -> np.ndarray:
+        """``int32[V]``: the DFA state after each token from ``state`` (``dead`` if rejected)."""
         trie = self.trie
         if self._node_class is None:
             self._node_class = self.dfa.byte_class[trie.byte].astype(np.int64)
@@ -115,9 +119,9 @@ class DfaTokenIndex:
         parent = trie.parent
         for lo, hi in trie.levels:
             states[lo:hi] = trans[states[parent[lo:hi]], node_class[lo:hi]]
-        allowed = states[trie.token_node] != dead
-        allowed &= trie.normal
-        return allowed
+        ends = states[trie.token_node]
+        ends[~trie.normal] = dead
+        return ends
 
     def cached_states(self) -> int:
         """Number of states whose mask is cached."""
