@@ -16,8 +16,10 @@ import numpy as np
 
 from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
-from structgen.errors import ConfigurationError, IncompatibleVocabulary, UnsupportedFeature
+from structgen.automata.cfg import grammar_to_bnf
+from structgen.errors import ConfigurationError, IncompatibleVocabulary
 from structgen.grammar.ir import Grammar, KeywordStatus
+from structgen.tokens.cfg_index import CfgTokenIndex
 from structgen.tokens.dfa_index import DfaTokenIndex
 from structgen.tokens.vocabulary import Vocabulary
 
@@ -40,10 +42,13 @@ class CompiledGrammar:
         grammar: the source grammar.
         vocab: the vocabulary.
         report: per-keyword enforcement report (from the front end).
-        index: the token-level engine (masks, token steps).
+        index: the token-level engine: ``DfaTokenIndex`` for regular grammars (one minimal DFA),
+            ``CfgTokenIndex`` for recursive ones (Earley over DFA terminals).
     """
 
-    def __init__(self, grammar: Grammar, vocab: Vocabulary, index: DfaTokenIndex) -> None:
+    def __init__(
+        self, grammar: Grammar, vocab: Vocabulary, index: DfaTokenIndex | CfgTokenIndex
+    ) -> None:
         self.grammar = grammar
         self.vocab = vocab
         self.index = index
@@ -134,12 +139,9 @@ def compile(  # noqa: A001 - the public name mirrors the design (sg.compile)
 
 def _compile_uncached(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:
     if is_recursive(grammar):
-        raise UnsupportedFeature(
-            "recursive grammars (nested rules such as unconstrained JSON values or recursive "
-            "$ref) are not supported yet by the regular engine",
-            keyword="recursion",
-            hint="bound the nesting in the schema, or wait for the CFG engine",
-        )
+        # recursion: Earley over DFA terminals (every maximal regular part is one terminal)
+        bnf = grammar_to_bnf(grammar, limits.max_nfa_states, limits.max_dfa_states)
+        return CompiledGrammar(grammar, vocab, CfgTokenIndex(bnf, vocab))
     nfa, start = grammar_to_nfa(grammar, max_states=limits.max_nfa_states)
     dfa = determinize(nfa, start, max_states=limits.max_dfa_states)
     index = DfaTokenIndex(dfa, vocab)

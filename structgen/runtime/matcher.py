@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from structgen.compiler import CompiledGrammar
 
-_TERMINATED = -1  # marker state pushed when EOS is consumed
+_TERMINATED: Any = object()  # marker state pushed when EOS is consumed
 
 
 class Matcher:
@@ -141,7 +141,7 @@ class Matcher:
         """Whether some non-EOS token is allowed next (False once terminated)."""
         if self._state is _TERMINATED:
             return False
-        return bool(self._index.token_bitmask(self._state).any())
+        return bool(self._index.can_continue(self._state))
 
     def is_terminated(self) -> bool:
         """Whether EOS has been consumed."""

@@ -89,6 +89,10 @@ class DfaTokenIndex:
         nxt = self.dfa.step(state, data)
         return None if nxt == self.dfa.dead else nxt
 
+    def can_continue(self, state: int) -> bool:
+        """Whether some normal token is allowed in ``state``."""
+        return bool(self.token_bitmask(state).any())
+
     def token_bitmask(self, state: int) -> np.ndarray:
         """``int32[ceil(V/32)]`` of the normal tokens allowed in ``state`` (EOS not included).
 

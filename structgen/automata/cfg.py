@@ -1,0 +1,270 @@
+"""IR grammar -> BNF whose terminals are byte DFAs (the input of the Earley recogniser).
+
+Every maximal regular sub-expression (one that reaches no recursive rule) becomes a single
+terminal, compiled to one minimal byte DFA; only genuine recursion is left to the parser. So a
+schema whose only recursion is an unconstrained JSON value keeps its whole fixed skeleton in a
+few DFAs, and the parser works at the few points where nesting happens.
+
+Symbols are ints: ``s >= 0`` is a nonterminal, ``s < 0`` is terminal ``~s``. Unproductive
+productions are removed, so every item the parser keeps can still be completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
+from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder
+from structgen.errors import IncompatibleVocabulary, InvalidGrammar
+from structgen.grammar.ir import EMPTY, Alt, Expr, Grammar, Ref, Repeat, Seq
+
+
+@dataclass
+class Bnf:
+    """A BNF grammar over DFA terminals.
+
+    Attributes:
+        productions: ``(lhs, rhs)`` pairs; production 0 is ``S' -> start``.
+        names: nonterminal names (for messages).
+        terminals: the terminal DFAs.
+        nullable: nonterminals that derive the empty string.
+        by_lhs: production ids per nonterminal.
+    """
+
+    productions: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    terminals: list[ByteDFA] = field(default_factory=list)
+    nullable: frozenset[int] = frozenset()
+    by_lhs: list[tuple[int, ...]] = field(default_factory=list)
+
+    @property
+    def start_production(self) -> int:
+        """The augmented start production ``S' -> start``."""
+        return 0
+
+
+def recursive_rules(grammar: Grammar) -> set[str]:
+    """Names of rules that lie on a reference cycle (Tarjan's SCCs, iteratively)."""
+    rules = grammar.rule_map
+    edges: dict[str, list[str]] = {}
+    for name, expr in rules.items():
+        out: list[str] = []
+        stack = [expr]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, Ref):
+                if e.name not in rules:
+                    raise InvalidGrammar(f"undefined rule {e.name!r}", keyword=e.name)
+                out.append(e.name)
+            elif isinstance(e, (Seq, Alt)):
+                stack.extend(e.items)
+            elif isinstance(e, Repeat):
+                stack.append(e.item)
+        edges[name] = out
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: set[str] = set()
+    counter = 0
+    for root in rules:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succ = edges[node]
+            if i < len(succ):
+                work.append((node, i + 1))
+                nxt = succ[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == node:
+                        break
+                if len(comp) > 1 or node in edges[node]:
+                    result.update(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return result
+
+
+class _Lowering:
+    def __init__(self, grammar: Grammar, max_nfa: int, max_dfa: int) -> None:
+        self.grammar = grammar
+        self.rules = grammar.rule_map
+        self.recursive = recursive_rules(grammar)
+        self.max_nfa = max_nfa
+        self.max_dfa = max_dfa
+        self.bnf = Bnf()
+        self.nt_of_rule: dict[str, int] = {}
+        self.term_of_expr: dict[Expr, int] = {}
+        self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
+        self.names: list[str] = ["<start>"]
+        self._regular_memo: dict[int, bool] = {}
+
+    def is_regular(self, expr: Expr) -> bool:
+        if isinstance(expr, Ref):
+            return expr.name not in self.recursive
+        if isinstance(expr, (Seq, Alt)):
+            return all(self.is_regular(e) for e in expr.items)
+        if isinstance(expr, Repeat):
+            return self.is_regular(expr.item)
+        return True
+
+    def new_nt(self, name: str) -> int:
+        self.names.append(name)
+        return len(self.names) - 1
+
+    def terminal(self, expr: Expr) -> int:
+        tid = self.term_of_expr.get(expr)
+        if tid is None:
+            builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa))
+            start, end = builder.build(expr)
+            builder.nfa.accept[end] = 0
+            dfa = determinize(builder.nfa, start, max_states=self.max_dfa)
+            tid = len(self.bnf.terminals)
+            self.bnf.terminals.append(dfa)
+            self.term_of_expr[expr] = tid
+        return ~tid
+
+    def rule_nt(self, name: str) -> int:
+        nt = self.nt_of_rule.get(name)
+        if nt is None:
+            nt = self.new_nt(name)
+            self.nt_of_rule[name] = nt
+            for rhs in self.alternatives(self.rules[name], name):
+                self.prods.append((nt, rhs))
+        return nt
+
+    def alternatives(self, expr: Expr, ctx: str) -> list[tuple[int, ...]]:
+        """Right-hand sides whose union is ``expr``."""
+        if isinstance(expr, Alt) and not self.is_regular(expr):
+            return [self.sequence(item, ctx) for item in expr.items]
+        return [self.sequence(expr, ctx)]
+
+    def sequence(self, expr: Expr, ctx: str) -> tuple[int, ...]:
+        """A symbol sequence for ``expr``; consecutive regular items merge into one terminal."""
+        if self.is_regular(expr):
+            return () if expr == EMPTY else (self.terminal(expr),)
+        if isinstance(expr, Seq):
+            out: list[int] = []
+            run: list[Expr] = []
+            for item in expr.items:
+                if self.is_regular(item):
+                    run.append(item)
+                    continue
+                if run:
+                    out.append(self.terminal(Seq(tuple(run)) if len(run) > 1 else run[0]))
+                    run = []
+                out.extend(self.sequence(item, ctx))
+            if run:
+                out.append(self.terminal(Seq(tuple(run)) if len(run) > 1 else run[0]))
+            return tuple(out)
+        return (self.symbol(expr, ctx),)
+
+    def symbol(self, expr: Expr, ctx: str) -> int:
+        """One symbol standing for a non-regular ``expr``."""
+        if isinstance(expr, Ref):
+            return self.rule_nt(expr.name)
+        if isinstance(expr, Alt):
+            nt = self.new_nt(f"{ctx}/alt")
+            for item in expr.items:
+                self.prods.append((nt, self.sequence(item, ctx)))
+            return nt
+        if isinstance(expr, Repeat):
+            item = self.sequence(expr.item, ctx)
+            # R* as left recursion: R -> ε | R item (Earley handles it in linear time)
+            if expr.max is None:
+                star = self.new_nt(f"{ctx}/star")
+                self.prods.append((star, ()))
+                self.prods.append((star, (star, *item)))
+                nt = self.new_nt(f"{ctx}/repeat")
+                self.prods.append((nt, item * expr.min + (star,)))
+                return nt
+            # bounded: R_k -> ε | item R_{k-1}, after the mandatory copies
+            tail: tuple[int, ...] = ()
+            for k in range(expr.max - expr.min):
+                opt = self.new_nt(f"{ctx}/opt{k}")
+                self.prods.append((opt, ()))
+                self.prods.append((opt, item + tail))
+                tail = (opt,)
+            nt = self.new_nt(f"{ctx}/repeat")
+            self.prods.append((nt, item * expr.min + tail))
+            return nt
+        raise TypeError(f"Invalid IR node in non-regular position: {type(expr).__name__}")
+
+    def run(self) -> Bnf:
+        start_nt = self.rule_nt(self.grammar.start)
+        self.prods[0] = (len(self.names), (start_nt,))  # S' gets the last nonterminal id
+        self.names.append("<S'>")
+        return _finish(self.bnf, self.prods, self.names)
+
+
+def _finish(bnf: Bnf, prods: list[tuple[int, tuple[int, ...]]], names: list[str]) -> Bnf:
+    """Drop unproductive productions, compute nullables and indexes."""
+    term_empty = [t.num_states == 0 for t in bnf.terminals]
+    term_nullable = [bool(t.num_states and t.accepting[t.initial]) for t in bnf.terminals]
+    productive: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in prods:
+            if lhs in productive:
+                continue
+            if all((s >= 0 and s in productive) or (s < 0 and not term_empty[~s]) for s in rhs):
+                productive.add(lhs)
+                changed = True
+    start_lhs = prods[0][0]
+    if start_lhs not in productive:
+        raise IncompatibleVocabulary("the grammar's language is empty", hint="check the grammar")
+    kept = [
+        (lhs, rhs)
+        for lhs, rhs in prods
+        if lhs in productive
+        and all((s >= 0 and s in productive) or (s < 0 and not term_empty[~s]) for s in rhs)
+    ]
+    nullable: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in kept:
+            if lhs not in nullable and all(
+                (s >= 0 and s in nullable) or (s < 0 and term_nullable[~s]) for s in rhs
+            ):
+                nullable.add(lhs)
+                changed = True
+    by_lhs: list[list[int]] = [[] for _ in names]
+    for pid, (lhs, _) in enumerate(kept):
+        by_lhs[lhs].append(pid)
+    bnf.productions = kept
+    bnf.names = names
+    bnf.nullable = frozenset(nullable)
+    bnf.by_lhs = [tuple(p) for p in by_lhs]
+    return bnf
+
+
+def grammar_to_bnf(
+    grammar: Grammar,
+    max_nfa_states: int = DEFAULT_MAX_NFA_STATES,
+    max_dfa_states: int = DEFAULT_MAX_DFA_STATES,
+) -> Bnf:
+    """Lower ``grammar`` to BNF over DFA terminals."""
+    return _Lowering(grammar, max_nfa_states, max_dfa_states).run()
+
+
+__all__ = ["Bnf", "grammar_to_bnf", "recursive_rules"]

@@ -1,0 +1,198 @@
+"""Token-level view of the Earley recogniser: next-token bitmasks and token steps for CFGs.
+
+A token is allowed if some scan item of the current chart set can read all its bytes, possibly
+ending its terminal part-way and continuing in the terminals the parser predicts next. The mask is
+built from cached subtree walks of the vocabulary trie:
+
+- ``walk(t, q, n)``: run terminal ``t``'s DFA from state ``q`` over the trie below node ``n``;
+  gives the tokens that stay inside the terminal (as a bitmask) and the nodes where the terminal
+  can end with more bytes still to come ("mid nodes"). It depends only on ``(t, q, n)``, so it is
+  cached across sequences and grammars' states.
+- At mid nodes the parser completes the terminal (the same parse state whatever bytes the
+  terminal read, so once per scan item) and the walk recurses below each mid node.
+
+Deliberate simplification: only the subtree walks are cached, not whole masks (parse states are
+not cheap to compare). With AWRS most decoding steps need no mask at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from structgen.automata.cfg import Bnf
+from structgen.automata.earley import ChartState, EarleyParser
+from structgen.tokens.dfa_index import pack_bool_mask
+from structgen.tokens.trie import TokenTrie, trie_for
+from structgen.tokens.vocabulary import Vocabulary
+
+_MAX_WALKS = 50_000
+
+
+class _TrieExtras:
+    """Per-trie arrays the subtree walks need (depth, has-children, node -> token ids)."""
+
+    def __init__(self, trie: TokenTrie) -> None:
+        n = trie.num_nodes
+        depth = np.zeros(n, dtype=np.int32)
+        for d, (lo, hi) in enumerate(trie.levels, start=1):
+            depth[lo:hi] = d
+        self.depth = depth
+        has_children = np.zeros(n, dtype=bool)
+        has_children[trie.parent[1:]] = True
+        self.has_children = has_children
+        tokens = np.flatnonzero(trie.normal)
+        nodes = trie.token_node[tokens]
+        order = np.argsort(nodes, kind="stable")
+        self.tok_sorted = tokens[order].astype(np.int64)
+        self.tok_nodes = nodes[order]
+
+
+class CfgTokenIndex:
+    """Masks and token steps of an Earley recogniser over one Vocabulary.
+
+    States are ``ChartState`` handles; ``advance`` returns None for a rejected token.
+    """
+
+    def __init__(self, bnf: Bnf, vocab: Vocabulary) -> None:
+        self.bnf = bnf
+        self.vocab = vocab
+        self.parser = EarleyParser(bnf)
+        self._trie: TokenTrie | None = None
+        self._extras: _TrieExtras | None = None
+        self._node_class: list[np.ndarray] | None = None
+        self._walks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._initial = self.parser.initial_state()
+        self._single_bytes = self._all_single_bytes(vocab)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"bnf": self.bnf, "vocab": self.vocab}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["bnf"], state["vocab"])  # type: ignore[misc]
+
+    @staticmethod
+    def _all_single_bytes(vocab: Vocabulary) -> bool:
+        seen = {data[0] for tid, data in enumerate(vocab.token_bytes)
+                if len(data) == 1 and tid not in vocab.special_token_ids}
+        return len(seen) == 256
+
+    @property
+    def trie(self) -> TokenTrie:
+        """The vocabulary trie (shared per process)."""
+        if self._trie is None:
+            self._trie = trie_for(self.vocab)
+        return self._trie
+
+    # -------------------------------------------------------------- state queries
+
+    def initial_state(self) -> ChartState:
+        """The start state (shared; never mutated in place)."""
+        return ChartState(self._initial.sets[:1], 1)
+
+    def is_accepting(self, state: ChartState) -> bool:
+        """Whether the bytes so far form a complete sentence."""
+        return state.last.accepting
+
+    def advance(self, state: ChartState, token_id: int) -> ChartState | None:
+        """The state after a normal token, or None if it is rejected."""
+        data = self.vocab.token_bytes[token_id]
+        if not data or token_id in self.vocab.special_token_ids:
+            return None
+        return self.parser.advance(state, data)
+
+    def advance_bytes(self, state: ChartState, data: bytes) -> ChartState | None:
+        """The state after raw bytes, or None."""
+        return self.parser.advance(state, data)
+
+    def can_continue(self, state: ChartState) -> bool:
+        """Whether some non-EOS token is allowed next."""
+        if not state.last.scans:
+            return False
+        if self._single_bytes:  # any live byte is then a token
+            return True
+        return bool(self.token_bitmask(state).any())
+
+    # -------------------------------------------------------------- masks
+
+    def token_bitmask(self, state: ChartState) -> np.ndarray:
+        """``int32[ceil(V/32)]`` of the normal tokens allowed (EOS not included)."""
+        words = (self.vocab.vocab_size + 31) // 32
+        acc = np.zeros(words, dtype=np.int32)
+        self._collect(state, 0, acc)
+        return acc
+
+    def _collect(self, state: ChartState, node: int, acc: np.ndarray) -> None:
+        for scan in state.last.scans:
+            t, q, _ = scan
+            mask, mids = self._walk(t, q, node)
+            np.bitwise_or(acc, mask, out=acc)
+            if mids.size:
+                after = self.parser.complete_terminal(state, scan)
+                if after is None:
+                    continue
+                for mid in mids.tolist():
+                    self._collect(after, mid, acc)
+
+    def _walk(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (t, q, node)
+        hit = self._walks.get(key)
+        if hit is not None:
+            return hit
+        result = self._walk_uncached(t, q, node)
+        with self._lock:
+            if len(self._walks) > _MAX_WALKS:
+                self._walks.clear()
+            self._walks[key] = result
+        return result
+
+    def _walk_uncached(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray]:
+        trie = self.trie
+        if self._extras is None:
+            self._extras = _TrieExtras(trie)
+        ex = self._extras
+        if self._node_class is None:
+            self._node_class = [d.byte_class[trie.byte].astype(np.int64) for d in self.bnf.terminals]
+        dfa = self.bnf.terminals[t]
+        trans, dead, accepting = dfa.trans, dfa.dead, dfa.accepting
+        ncls = self._node_class[t]
+        cur_lo, cur_hi = node, node + 1
+        cur_states = np.array([q], dtype=np.int32)
+        live_nodes: list[np.ndarray] = []
+        mids: list[np.ndarray] = []
+        for lo, hi in trie.levels[int(ex.depth[node]) :]:
+            parents = trie.parent[lo:hi]
+            a = int(np.searchsorted(parents, cur_lo, "left"))
+            b = int(np.searchsorted(parents, cur_hi - 1, "right"))
+            if a >= b:
+                break
+            nodes = np.arange(lo + a, lo + b)
+            states = trans[cur_states[parents[a:b] - cur_lo], ncls[lo + a : lo + b]]
+            live = states != dead
+            if not live.any():
+                break
+            live_nodes.append(nodes[live])
+            mid = accepting[states] & ex.has_children[lo + a : lo + b]
+            if mid.any():
+                mids.append(nodes[mid])
+            cur_lo, cur_hi, cur_states = lo + a, lo + b, states
+        allowed = np.zeros(self.vocab.vocab_size, dtype=bool)
+        if live_nodes:
+            alive = np.concatenate(live_nodes)
+            left = np.searchsorted(ex.tok_nodes, alive, "left")
+            right = np.searchsorted(ex.tok_nodes, alive, "right")
+            count = right - left
+            allowed[ex.tok_sorted[left[count > 0]]] = True
+            # several token ids with the same bytes are rare: loop only over those
+            for lft, rgt in zip(left[count > 1].tolist(), right[count > 1].tolist(), strict=True):
+                allowed[ex.tok_sorted[lft:rgt]] = True
+        mask = pack_bool_mask(allowed)
+        mask.setflags(write=False)
+        mid_nodes = np.concatenate(mids) if mids else np.zeros(0, dtype=np.int64)
+        return mask, mid_nodes
+
+
+__all__ = ["CfgTokenIndex"]
