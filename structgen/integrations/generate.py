@@ -35,6 +35,7 @@ class GenerationStats:
 
     prompt_tokens: int = 0
     new_tokens: int = 0
+    forced_tokens: int = 0
     constraint_checks: int = 0
     full_masks: int = 0
     compile_s: float = 0.0
@@ -174,6 +175,7 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     schema_options: dict[str, Any] | None = None,
+    fast_forward: bool = True,
 ) -> GenerationResult:
     """Generate text that conforms to a schema, grammar or regex.
 
@@ -192,6 +194,8 @@ def generate(
         top_p: nucleus filter on the unconstrained distribution (1.0: off).
         seed: seed for the sampler's random generator.
         schema_options: options for ``Grammar.from_json_schema``.
+        fast_forward: append the tokens the grammar forces (``Matcher.compute_ff_tokens``)
+            without sampling; they join the next forward pass.
 
     Returns:
         A ``GenerationResult``; ``.value`` holds the parsed JSON for schemas.
@@ -212,36 +216,50 @@ def generate(
     ids = prompt_ids(tokenizer, prompt)
     stats.prompt_tokens = len(ids)
     device = next(model.parameters()).device
-    next_input = torch.tensor([ids], device=device)
-    past = None
     tokens: list[int] = []
     reason = "max_new_tokens"
     base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
     base_masks = getattr(getattr(chooser, "stats", None), "full_masks", 0)
-    for _ in range(max_new_tokens):
+
+    def forced() -> list[int]:
+        if not fast_forward:
+            return []
+        ff = matcher.compute_ff_tokens()[: max_new_tokens - len(tokens)]
+        matcher.consume_tokens(ff)
+        tokens.extend(ff)
+        stats.forced_tokens += len(ff)
+        return ff
+
+    t_ff = time.perf_counter()
+    pending = ids + forced()
+    stats.constraint_s += time.perf_counter() - t_ff
+    past = None
+    while len(tokens) < max_new_tokens:
         t1 = time.perf_counter()
-        out = model(input_ids=next_input, past_key_values=past, use_cache=True)
+        out = model(input_ids=torch.tensor([pending], device=device), past_key_values=past,
+                    use_cache=True)
         logits = out.logits[0, -1]
         past = out.past_key_values
         t2 = time.perf_counter()
         token, _log_weight = chooser.sample(logits, matcher, generator)
         accepted = matcher.consume_token(token)
-        t3 = time.perf_counter()
         stats.model_s += t2 - t1
-        stats.constraint_s += t3 - t2
         if not accepted:  # a sampler bug: never let it pass silently
             raise ConfigurationError(
                 f"Invalid sampler: it returned token {token} that the grammar rejects "
                 f"({matcher.last_error})"
             )
         if matcher.is_terminated():
+            stats.constraint_s += time.perf_counter() - t2
             reason = "eos"
             break
         tokens.append(token)
-        if matcher.is_accepting() and not matcher.can_continue():
+        pending = [token, *forced()]
+        done = matcher.is_accepting() and not matcher.can_continue()
+        stats.constraint_s += time.perf_counter() - t2
+        if done:
             reason = "grammar_complete"
             break
-        next_input = torch.tensor([[token]], device=device)
     stats.new_tokens = len(tokens)
     if hasattr(chooser, "stats"):
         stats.constraint_checks = chooser.stats.checks - base_checks

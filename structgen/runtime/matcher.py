@@ -143,6 +143,30 @@ class Matcher:
             return False
         return bool(self._index.can_continue(self._state))
 
+    def forced_bytes(self) -> bytes:
+        """The bytes every continuation must start with (empty if there is a choice)."""
+        if self._state is _TERMINATED:
+            return b""
+        return self._index.forced_bytes(self._state)
+
+    def compute_ff_tokens(self) -> list[int]:
+        """Tokens the grammar forces next, tokenized the way the tokenizer would encode them.
+
+        The forced bytes are encoded with the vocabulary's tokenizer, then the last token is held
+        back (the text that follows may merge with it into another token), and any remaining
+        token the matcher would reject is dropped with everything after it. Empty when the
+        vocabulary has no encoder (``Vocabulary.from_token_bytes``) or nothing is forced.
+        """
+        data = self.forced_bytes()
+        encode = self._compiled.vocab.encoder
+        if not data or encode is None:
+            return []
+        tokens = list(encode(data))
+        if self._compiled.vocab.decode(tokens) != data:
+            return []
+        tokens = tokens[:-1]
+        return tokens[: self.validate_tokens(tokens)]
+
     def is_terminated(self) -> bool:
         """Whether EOS has been consumed."""
         return self._state is _TERMINATED

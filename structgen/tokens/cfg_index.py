@@ -108,6 +108,36 @@ class CfgTokenIndex:
         """The state after raw bytes, or None."""
         return self.parser.advance(state, data)
 
+    def forced_bytes(self, state: ChartState, limit: int = 256) -> bytes:
+        """The bytes the grammar forces: followed while the sentence is incomplete and exactly
+        one byte keeps some scan item alive."""
+        out = bytearray()
+        single = self._single_bytes_per_terminal()
+        while len(out) < limit and not state.last.accepting:
+            options = {single[t][q] for t, q, _ in state.last.scans}
+            if len(options) != 1:
+                break
+            byte = options.pop()
+            if byte < 0:
+                break
+            nxt = self.parser.advance(state, bytes([byte]))
+            if nxt is None:
+                break
+            out.append(byte)
+            state = nxt
+        return bytes(out)
+
+    def _single_bytes_per_terminal(self) -> list[list[int]]:
+        cached = getattr(self, "_single", None)
+        if cached is None:
+            cached = []
+            for dfa in self.bnf.terminals:
+                live = dfa.trans[:, dfa.byte_class.astype(np.int64)] != dfa.dead
+                first = live.argmax(axis=1)
+                cached.append(np.where(live.sum(axis=1) == 1, first, -1).tolist())
+            self._single = cached
+        return cached
+
     def can_continue(self, state: ChartState) -> bool:
         """Whether some non-EOS token is allowed next."""
         if not state.last.scans:

@@ -89,6 +89,30 @@ class DfaTokenIndex:
         nxt = self.dfa.step(state, data)
         return None if nxt == self.dfa.dead else nxt
 
+    def forced_bytes(self, state: int, limit: int = 256) -> bytes:
+        """The bytes the grammar forces from ``state``: followed while the state is not
+        accepting and exactly one byte keeps it alive."""
+        single = self._single_byte()
+        out = bytearray()
+        rows = self.dfa.rows()
+        while len(out) < limit and not self.dfa.accepting[state]:
+            byte = single[state]
+            if byte < 0:
+                break
+            out.append(byte)
+            state = rows[state][byte]
+        return bytes(out)
+
+    def _single_byte(self) -> list[int]:
+        cached = getattr(self, "_single", None)
+        if cached is None:
+            live = self.dfa.trans[:, self.dfa.byte_class.astype(np.int64)] != self.dfa.dead
+            counts = live.sum(axis=1)
+            first = live.argmax(axis=1)
+            cached = np.where(counts == 1, first, -1).tolist()
+            self._single = cached
+        return cached
+
     def can_continue(self, state: int) -> bool:
         """Whether some normal token is allowed in ``state``."""
         return bool(self.token_bitmask(state).any())

@@ -7,9 +7,10 @@ are never allowed inside constrained text; EOS is allowed exactly where the text
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from structgen.errors import ConfigurationError
@@ -25,12 +26,15 @@ class Vocabulary:
         special_token_ids: ids never allowed inside constrained text (a superset of the EOS ids is
             not required; EOS ids are treated as special in any case).
         name: a human-readable name (e.g. the tokenizer's name or path).
+        encoder: optional ``bytes -> token ids`` function (the tokenizer's own encoding), used to
+            tokenize forced text canonically (``Matcher.compute_ff_tokens``).
     """
 
     token_bytes: tuple[bytes, ...]
     eos_token_ids: frozenset[int]
     special_token_ids: frozenset[int]
     name: str = "vocabulary"
+    encoder: Callable[[bytes], list[int]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         size = len(self.token_bytes)
@@ -86,7 +90,8 @@ class Vocabulary:
         """
         from structgen.tokens.tokenizers import vocabulary_from_tokenizer
 
-        return vocabulary_from_tokenizer(cls, tokenizer, vocab_size)
+        vocab = vocabulary_from_tokenizer(cls, tokenizer, vocab_size)
+        return dataclasses.replace(vocab, encoder=_encoder_for(tokenizer))
 
     # ------------------------------------------------------------------ queries
 
@@ -120,6 +125,39 @@ class Vocabulary:
     def decode(self, token_ids: Iterable[int]) -> bytes:
         """The concatenated bytes of ``token_ids`` (special tokens contribute nothing)."""
         return b"".join(self.token_bytes[t] for t in token_ids)
+
+
+class _HFEncoder:
+    """Encode bytes with a Hugging Face tokenizer (no special tokens added). Picklable."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, data: bytes) -> list[int]:
+        text = data.decode("utf-8", errors="replace")
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class _TiktokenEncoder:
+    """Encode bytes with a tiktoken-style encoding (special tokens treated as text)."""
+
+    def __init__(self, encoding: Any) -> None:
+        self.encoding = encoding
+
+    def __call__(self, data: bytes) -> list[int]:
+        text = data.decode("utf-8", errors="replace")
+        return list(self.encoding.encode(text, disallowed_special=()))
+
+
+def _encoder_for(tokenizer: Any) -> Callable[[bytes], list[int]] | None:
+    inner = getattr(tokenizer, "_tokenizer", None)
+    if hasattr(tokenizer, "_mergeable_ranks") and hasattr(tokenizer, "encode"):
+        return _TiktokenEncoder(tokenizer)
+    if inner is not None and hasattr(inner, "_mergeable_ranks"):
+        return _TiktokenEncoder(inner)
+    if callable(tokenizer) and hasattr(tokenizer, "backend_tokenizer"):
+        return _HFEncoder(tokenizer)
+    return None
 
 
 __all__ = ["Vocabulary"]

@@ -1,0 +1,485 @@
+"""JSON Schema front end: lower a JSON Schema (a dict, a bool or JSON text) to the grammar IR.
+
+One job: walk the schema, one method per keyword group, and build IR rules that accept exactly the
+JSON texts the schema validates (draft 2020-12), in a fixed spelling discipline; keywords that
+cannot be enforced exactly are refused, never dropped (unless ``best_effort=True``).
+
+Supported keywords: ``type``, ``enum``, ``const``, ``properties``, ``required``,
+``additionalProperties``, ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``$ref`` (local
+JSON pointers, recursion allowed), ``anyOf``, ``minLength``, ``maxLength``, ``pattern`` (subset,
+see ``json_strings``), ``format: uuid``, and ``minimum``/``maximum``/``exclusiveMinimum``/
+``exclusiveMaximum`` on integers. Keywords that do not apply to the allowed types have no effect
+and are reported as such. Unknown keywords (not in any JSON Schema vocabulary) and annotations are
+reported as ``annotation``: they never affect validity.
+
+Deliberate simplifications (each is a rejection of some valid spellings, never an acceptance of an
+invalid instance):
+    * Objects: properties appear in schema order (``properties`` order, then keys that are only in
+      ``required``); optional ones may be skipped. Extra properties, where allowed, come after
+      them; an extra key is any string whose decoded value is not a declared key (exact, in any
+      spelling). ``{"b":1,"a":2}`` is rejected when ``a`` is declared before ``b``.
+    * ``additionalProperties`` unspecified next to ``properties``: option ``additional_properties``
+      ``"declared"`` (default) allows only declared (and required) keys; ``"spec"`` allows extras.
+    * ``enum``/``const`` values are accepted in the ``json.dumps(value)`` spelling (object keys in
+      the value's order), plus the raw-UTF-8 spelling of strings; the whitespace policy applies
+      between tokens.
+    * Declared keys are accepted in those two spellings too; numbers: see ``json_numbers``;
+      ``pattern``/length: see ``json_strings``.
+    * ``$ref`` and ``anyOf`` are refused next to other assertion keywords (that needs intersection).
+    * Whitespace: ``"bounded"`` (default, ``json_strings.BOUNDED_WHITESPACE``) between tokens, none
+      before or after the top-level value; ``"compact"``: none; or a custom ``whitespace_pattern``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from structgen.errors import ConfigurationError, InvalidSchema
+from structgen.grammar.ir import Expr, Grammar, Ref, alt, lit, seq
+from structgen.grammar.json_rules import finish_rules
+from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
+from structgen.grammar.json_types import (
+    BOUNDS,
+    NEVER,
+    SchemaCtx,
+    TypeLowering,
+    encodable,
+    escape_token,
+    has_type,
+    is_number,
+    json_equal,
+    within,
+)
+
+ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$schema",
+        "$comment",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$defs",
+        "definitions",
+        "$anchor",
+        "$dynamicAnchor",
+        "contentEncoding",
+        "contentMediaType",
+        "contentSchema",
+        "$vocabulary",
+    }
+)
+"""Keywords that never affect validity (``$defs``: only a container for ``$ref`` targets)."""
+
+SUPPORTED = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "$ref",
+        "anyOf",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+    }
+)
+
+UNSUPPORTED = frozenset(
+    {
+        "allOf",
+        "oneOf",
+        "not",
+        "if",
+        "then",
+        "else",
+        "dependentSchemas",
+        "dependentRequired",
+        "dependencies",
+        "patternProperties",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "uniqueItems",
+        "multipleOf",
+        "additionalItems",
+        "$dynamicRef",
+        "$recursiveRef",
+        "$recursiveAnchor",
+    }
+)
+"""Assertion keywords of some draft that this pass does not enforce yet."""
+
+_OBJECT, _ARRAY, _STRING, _NUMERIC = (
+    frozenset({"object"}),
+    frozenset({"array"}),
+    frozenset({"string"}),
+    frozenset({"integer", "number"}),
+)
+APPLIES_TO: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "properties",
+            "required",
+            "additionalProperties",
+            "patternProperties",
+            "propertyNames",
+            "minProperties",
+            "maxProperties",
+            "dependentRequired",
+            "dependentSchemas",
+            "dependencies",
+            "unevaluatedProperties",
+        ),
+        _OBJECT,
+    ),
+    **dict.fromkeys(
+        (
+            "items",
+            "prefixItems",
+            "minItems",
+            "maxItems",
+            "uniqueItems",
+            "contains",
+            "minContains",
+            "maxContains",
+            "unevaluatedItems",
+            "additionalItems",
+        ),
+        _ARRAY,
+    ),
+    **dict.fromkeys(("minLength", "maxLength", "pattern", "format"), _STRING),
+    **dict.fromkeys(
+        ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"), _NUMERIC
+    ),
+}
+"""The instance types a type-specific keyword constrains; it has no effect on other types."""
+
+TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
+_ENUM_SIBLINGS = frozenset({"type", "enum", "const", "minLength", "maxLength", *BOUNDS})
+
+
+@dataclass(frozen=True)
+class JsonSchemaOptions:
+    """Options of ``Grammar.from_json_schema``.
+
+    Args:
+        additional_properties: ``"declared"`` (default): where ``properties`` is given and
+            ``additionalProperties`` is not, only declared keys are allowed; ``"spec"``: any extra
+            key with any value (the JSON Schema reading). An explicit value always wins.
+        whitespace: ``"bounded"`` (default) or ``"compact"`` (no whitespace at all).
+        whitespace_pattern: a custom regex for the whitespace between tokens (exclusive with
+            ``whitespace``); it may only match spaces, tabs, CR and LF.
+        best_effort: record unsupported keywords as ``refused`` and skip them, instead of raising
+            ``UnsupportedFeature``.
+    """
+
+    additional_properties: str = "declared"
+    whitespace: str | None = None
+    whitespace_pattern: str | None = None
+    best_effort: bool = False
+
+    def __post_init__(self) -> None:
+        if self.additional_properties not in ("declared", "spec"):
+            raise ConfigurationError(
+                f"additional_properties must be 'declared' or 'spec', got "
+                f"{self.additional_properties!r}",
+                keyword="additional_properties",
+            )
+        if self.whitespace not in (None, "bounded", "compact"):
+            raise ConfigurationError(
+                f"whitespace must be 'bounded' or 'compact', got {self.whitespace!r}",
+                keyword="whitespace",
+                hint="use whitespace_pattern for a custom regex",
+            )
+        if self.whitespace_pattern is not None:
+            if self.whitespace is not None:
+                raise ConfigurationError(
+                    "give whitespace or whitespace_pattern, not both", keyword="whitespace_pattern"
+                )
+            if not isinstance(self.whitespace_pattern, str):
+                raise ConfigurationError(
+                    "whitespace_pattern must be a string", keyword="whitespace_pattern"
+                )
+            try:
+                check_whitespace_pattern(self.whitespace_pattern)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc), keyword="whitespace_pattern") from exc
+        if not isinstance(self.best_effort, bool):
+            raise ConfigurationError("best_effort must be a bool", keyword="best_effort")
+
+    @property
+    def whitespace_regex(self) -> str | None:
+        """The regex between tokens (``None``: no whitespace)."""
+        if self.whitespace_pattern is not None:
+            return self.whitespace_pattern
+        return None if self.whitespace == "compact" else BOUNDED_WHITESPACE
+
+
+class SchemaLowering(TypeLowering):
+    """Lowers one schema document. Use ``json_schema_grammar``; one instance per document."""
+
+    # -- driver ---------------------------------------------------------------------------------
+
+    def run(self) -> Grammar:
+        """Lower the document; return the grammar (start rule ``start``)."""
+        expr = self.lower(self.root, SchemaCtx("#"))
+        self.rules["start"] = NEVER if expr is None else expr
+        if self.need_any:
+            self.rules.update(self._any_rules())
+        where, why = self.never_reason or ("#", "the schema accepts nothing")
+        rules = finish_rules(self.rules, self.rule_pointers, unsatisfiable=(where, why))
+        return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=self._notes())
+
+    def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
+        """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
+        if schema is True:
+            return self._any_value()
+        if schema is False:
+            return self._never(ctx, "the schema is false")
+        if not isinstance(schema, Mapping):
+            self._invalid(
+                ctx.pointer, None, f"a schema must be an object or a bool, got {schema!r}"
+            )
+        types = self._types(schema, ctx)
+        active = self._classify(schema, ctx, types)
+        for combinator in ("$ref", "anyOf"):
+            if combinator in active:
+                for other in active:
+                    if other != combinator:
+                        self._refuse(
+                            ctx,
+                            other,
+                            f"{other!r} next to {combinator!r} needs an "
+                            "intersection, which is not supported yet",
+                        )
+                self._mark(ctx, combinator, "grammar")
+                if combinator == "$ref":
+                    return self._lower_ref(schema["$ref"], ctx)
+                return self._lower_any_of(schema["anyOf"], ctx)
+        if not active:
+            return self._any_value()
+        for keyword in active:
+            self._mark(ctx, keyword, "grammar")
+        if "enum" in active or "const" in active:
+            return self._lower_enum(schema, ctx, types, active)
+        branches = []
+        for name in types:
+            expr = getattr(self, f"_lower_{name}")(schema, ctx, active)
+            if expr is not None:
+                branches.append(expr)
+        return alt(*branches) if branches else self._never(ctx, "no type is satisfiable")
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    def _notes(self) -> tuple[str, ...]:
+        ws = self.options
+        if ws.whitespace_pattern is not None:
+            ws_note = f"whitespace: custom pattern {ws.whitespace_pattern!r} between tokens"
+        elif ws.whitespace == "compact":
+            ws_note = "whitespace: compact (none anywhere)"
+        else:
+            ws_note = (
+                f"whitespace: bounded {BOUNDED_WHITESPACE!r} between tokens (up to 4 spaces "
+                "or tabs, or one line break then up to 40); none around the document"
+            )
+        reading = (
+            "declared: objects with 'properties' and no 'additionalProperties' accept only "
+            "declared and required keys"
+            if ws.additional_properties == "declared"
+            else "spec: unspecified 'additionalProperties' allows any extra key and value"
+        )
+        return (
+            f"additionalProperties: {reading}; an explicit value always wins",
+            ws_note,
+            "object properties in schema order (optional ones may be skipped); extras after them",
+            "enum/const: accepted as spelled by json.dumps (and raw UTF-8 for strings)",
+            "integer: -?(0|[1-9][0-9]*) with optional .0+; no exponent spellings",
+        )
+
+    # -- keyword classification ------------------------------------------------------------------
+
+    def _types(self, schema: Mapping[str, Any], ctx: SchemaCtx) -> list[str]:
+        declared = schema.get("type")
+        if declared is None:
+            return ["object", "array", "string", "number", "boolean", "null"]
+        names = [declared] if isinstance(declared, str) else declared
+        if not isinstance(names, list) or not names or not all(n in TYPES for n in names):
+            self._invalid(
+                ctx.at("type"),
+                "type",
+                f"type must be one of {TYPES} or a non-empty list of them, got {declared!r}",
+            )
+        unique = list(dict.fromkeys(names))
+        return [n for n in unique if not (n == "integer" and "number" in unique)]
+
+    def _classify(self, schema: Mapping[str, Any], ctx: SchemaCtx, types: list[str]) -> list[str]:
+        """Record annotations, no-effect and refused keywords; return the ones to lower."""
+        active = []
+        for key in schema:
+            if key in ANNOTATIONS:
+                self._mark(ctx, key, "annotation")
+            elif key == "$id":
+                if ctx.pointer == "#" or str(schema[key]).startswith("#"):
+                    self._mark(ctx, key, "annotation")
+                else:
+                    self._refuse(ctx, key, "a nested '$id' changes the base URI; not supported")
+            elif key in SUPPORTED or key in UNSUPPORTED:
+                applies = APPLIES_TO.get(key)
+                if applies is not None and applies.isdisjoint(types):
+                    self._mark(ctx, key, "grammar", f"no effect: applies only to {sorted(applies)}")
+                elif key in UNSUPPORTED:
+                    self._refuse(ctx, key, f"keyword {key!r} is not supported yet")
+                else:
+                    active.append(key)
+            else:
+                self._mark(ctx, key, "annotation", "unknown keyword: no effect on validity")
+        return active
+
+    # -- $ref, anyOf, enum/const -----------------------------------------------------------------
+
+    def _lower_ref(self, ref: Any, ctx: SchemaCtx) -> Expr | None:
+        where = ctx.at("$ref")
+        if not isinstance(ref, str):
+            self._invalid(where, "$ref", f"$ref must be a string, got {ref!r}")
+        if not ref.startswith("#") or (len(ref) > 1 and ref[1] != "/"):
+            self._refuse(
+                ctx, "$ref", f"$ref {ref!r}: only local JSON pointers ('#/...') are supported"
+            )
+            return self._any_value()
+        tokens = [unquote(t).replace("~1", "/").replace("~0", "~") for t in ref[1:].split("/")[1:]]
+        target: Any = self.root
+        for token in tokens:
+            if isinstance(target, Mapping) and token in target:
+                target = target[token]
+            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                self._invalid(where, "$ref", f"dangling $ref {ref!r}: no {token!r} there")
+        pointer = "#" + "".join("/" + escape_token(t) for t in tokens)
+        name = self.rule_names.get(pointer)
+        if name is None:
+            name = self.rule_names[pointer] = self.new_rule("def", pointer)
+            expr = self.lower(target, SchemaCtx(pointer))
+            self.rules[name] = NEVER if expr is None else expr
+        return Ref(name)
+
+    def _lower_any_of(self, branches: Any, ctx: SchemaCtx) -> Expr | None:
+        if not isinstance(branches, list) or not branches:
+            self._invalid(ctx.at("anyOf"), "anyOf", "anyOf must be a non-empty list of schemas")
+        exprs = [self.lower(b, ctx.child("anyOf", i)) for i, b in enumerate(branches)]
+        exprs = [e for e in exprs if e is not None]
+        return alt(*exprs) if exprs else self._never(ctx, "no anyOf branch is satisfiable")
+
+    def _lower_enum(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, types: list[str], active: list[str]
+    ) -> Expr | None:
+        for keyword in active:
+            if keyword not in _ENUM_SIBLINGS:
+                self._refuse(ctx, keyword, f"{keyword!r} next to enum/const is not supported yet")
+        values: list[Any] | None = None
+        if "enum" in active:
+            if not isinstance(schema["enum"], list):
+                self._invalid(ctx.at("enum"), "enum", "enum must be a list")
+            values = list(schema["enum"])
+        if "const" in active:
+            const = schema["const"]
+            values = [const] if values is None else [v for v in values if json_equal(v, const)]
+        assert values is not None
+        low = self._count(schema, ctx, "minLength", active) or 0
+        high = self._count(schema, ctx, "maxLength", active)
+        bounds = self._bounds(schema, ctx, active)
+        kept = []
+        for value in values:
+            if not any(has_type(value, t) for t in types):
+                continue
+            if isinstance(value, str) and not (
+                low <= len(value) and (high is None or len(value) <= high)
+            ):
+                continue
+            if is_number(value) and not within(value, bounds):
+                continue
+            kept.append(self._literal(value, ctx))
+        return alt(*kept) if kept else self._never(ctx, "no enum/const value is valid")
+
+    def _literal(self, value: Any, ctx: SchemaCtx) -> Expr:
+        """The IR for one JSON value, spelled as json.dumps writes it (whitespace per policy)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
+        if isinstance(value, str):
+            spellings = [json.dumps(value), json.dumps(value, ensure_ascii=False)]
+            return alt(*(lit(s) for s in spellings if encodable(s)))
+        if value is None or isinstance(value, (bool, int, float)):
+            return lit(json.dumps(value))
+        if isinstance(value, list):
+            items = [self._literal(v, ctx) for v in value]
+        elif isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            items = [
+                seq(self._literal(k, ctx), self.colon, self._literal(v, ctx))
+                for k, v in value.items()
+            ]
+        else:
+            self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
+        inner = [items[0]] + [seq(self.sep, item) for item in items[1:]] if items else []
+        open_, close = ("[", "]") if isinstance(value, list) else ("{", "}")
+        return seq(lit(open_), self.ws, *inner, *([self.ws] if inner else []), lit(close))
+
+    # -- scalar types ----------------------------------------------------------------------------
+
+    # -- unconstrained values --------------------------------------------------------------------
+
+
+def json_schema_grammar(schema: Mapping[str, Any] | bool | str, **options: Any) -> Grammar:
+    """A grammar for the JSON texts valid under ``schema`` (see the module docstring).
+
+    Args:
+        schema: a schema as a dict, a bool, or JSON text.
+        **options: the fields of ``JsonSchemaOptions``.
+
+    Raises:
+        ConfigurationError: an unknown option or a bad option value.
+        InvalidSchema: the schema is malformed or unsatisfiable (``location`` is a JSON pointer).
+        UnsupportedFeature: the schema uses a keyword this version does not enforce exactly.
+    """
+    names = set(JsonSchemaOptions.__dataclass_fields__)
+    for name in options:
+        if name not in names:
+            raise ConfigurationError(
+                f"unknown option {name!r}", keyword=name, hint=f"valid options: {sorted(names)}"
+            )
+    opts = JsonSchemaOptions(**options)
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise InvalidSchema(f"schema is not valid JSON: {exc}", location="#") from exc
+    if not isinstance(schema, (Mapping, bool)):
+        raise InvalidSchema(f"a schema must be an object or a bool, got {schema!r}", location="#")
+    return SchemaLowering(schema, opts).run()
+
+
+__all__ = ["JsonSchemaOptions", "SchemaLowering", "json_schema_grammar"]

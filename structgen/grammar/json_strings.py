@@ -1,0 +1,374 @@
+"""Regexes for JSON strings, object keys, ``pattern`` and whitespace, for the JSON Schema front end.
+
+One job: everything about the *spelling* of JSON strings and of the whitespace between tokens.
+
+All regexes here use only syntax that both Python ``re`` and interegular read the same way
+(no ``\\d``/``\\w``/``\\s`` of our own, no ``\\u`` escapes: non-ASCII characters appear literally).
+
+Deliberate simplifications:
+    * A string is any RFC 8259 string; with ``minLength``/``maxLength`` the length is counted in
+      code points like the spec: an escape is one character and an escaped surrogate pair
+      (``\\ud83d\\ude00``) is one character. Lone surrogate escapes are then not accepted at all
+      (their count would need look-ahead).
+    * ``pattern`` is lowered only when it uses the syntax subset that ECMA-262 and Python agree on
+      and every character it can match is printable ASCII other than ``"`` and ``\\`` (so the
+      pattern describes the JSON spelling directly). Those characters are then accepted only in
+      their plain spelling (``a``, not ``\\u0061``): this is the spelling ``json.dumps`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import interegular
+
+RAW_CHAR = r'[^"\\\x00-\x1f]'
+"""One unescaped string character."""
+
+STRING_CHAR = RAW_CHAR + r'|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}'
+"""One string character in any RFC 8259 spelling (escapes of surrogates count singly here)."""
+
+STRING_BODY = f"(?:{STRING_CHAR})*"
+"""Everything between the quotes of a JSON string."""
+
+STRING_PATTERN = f'"{STRING_BODY}"'
+"""A whole JSON string."""
+
+_NON_SURROGATE_ESCAPE = r"\\u(?:[0-9a-cA-CefEF][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2})"
+_SURROGATE_PAIR_ESCAPE = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+
+COUNTED_CHAR = "|".join((RAW_CHAR, r'\\["\\/bfnrt]', _NON_SURROGATE_ESCAPE, _SURROGATE_PAIR_ESCAPE))
+"""Exactly one code point of a string (an escaped surrogate pair is one code point)."""
+
+PLAIN_ASCII_CHAR = r"[ !#-\[\]-~]"
+"""A printable ASCII character that JSON writes unescaped (not ``"`` or ``\\``)."""
+
+_REGEX_SPECIAL = set("\\.^$*+?{}[]|()-/#&~ ")
+_CLASS_SPECIAL = set("\\]^-[")
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r"}
+_SIMPLE_ESCAPES["\t"] = "t"
+
+
+def regex_escape(text: str) -> str:
+    """Escape ``text`` as a regex literal readable by both Python ``re`` and interegular."""
+    out = []
+    for ch in text:
+        if ch in _REGEX_SPECIAL:
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _class_escape(ch: str) -> str:
+    if ch in _CLASS_SPECIAL:
+        return "\\" + ch
+    if ord(ch) < 0x20 or ord(ch) == 0x7F:
+        return f"\\x{ord(ch):02x}"
+    return ch
+
+
+def _hex_digit(digit: str) -> str:
+    return f"[{digit.lower()}{digit.upper()}]" if digit.isalpha() else digit
+
+
+def _spellings(ch: str) -> str:
+    """Regex for every JSON spelling of the single (BMP, non-surrogate) character ``ch``."""
+    options = []
+    if ch not in '"\\' and ord(ch) >= 0x20:
+        options.append(regex_escape(ch))
+    if ch in _SIMPLE_ESCAPES:
+        options.append(r"\\" + regex_escape(_SIMPLE_ESCAPES[ch]))
+    options.append(r"\\u" + "".join(_hex_digit(d) for d in f"{ord(ch):04x}"))
+    return "(?:" + "|".join(options) + ")"
+
+
+def _hex_excluding(codes: set[str], width: int) -> str | None:
+    """Regex for ``width`` hex digits (either case) spelling none of ``codes`` (lowercase).
+
+    Returns ``None`` when every spelling is excluded.
+    """
+    if not codes:
+        return "[0-9a-fA-F]" + (f"{{{width}}}" if width > 1 else "")
+    heads = sorted({code[0] for code in codes})
+    alternatives = []
+    free = [d for d in "0123456789abcdef" if d not in heads]
+    if free:
+        cls = "".join(d + d.upper() if d.isalpha() else d for d in free)
+        alternatives.append(f"[{cls}]" + (_hex_excluding(set(), width - 1) if width > 1 else ""))
+    if width > 1:
+        for head in heads:
+            rest = _hex_excluding({code[1:] for code in codes if code[0] == head}, width - 1)
+            if rest is not None:
+                alternatives.append(_hex_digit(head) + rest)
+    if not alternatives:
+        return None
+    return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+
+@dataclass
+class _Trie:
+    terminal: bool = False
+    children: dict[str, _Trie] | None = None
+
+
+def _other_char(excluded: Iterable[str]) -> str:
+    """Regex for one string character (any spelling) whose decoded value is not in ``excluded``."""
+    excluded = sorted(set(excluded))
+    raw = RAW_CHAR[:-1] + "".join(_class_escape(c) for c in excluded if ord(c) >= 0x20) + "]"
+    simple = "".join(
+        _class_escape(esc) for ch, esc in _SIMPLE_ESCAPES.items() if ch not in excluded
+    )
+    options = [raw]
+    if simple:
+        options.append(r"\\[" + simple + "]")
+    hex_part = _hex_excluding({f"{ord(c):04x}" for c in excluded}, 4)
+    if hex_part is not None:
+        options.append(r"\\u" + hex_part)
+    return "(?:" + "|".join(options) + ")"
+
+
+def _excluding_from(node: _Trie) -> str:
+    alternatives = []
+    children = node.children or {}
+    alternatives.append(_other_char(children) + STRING_BODY)
+    for ch, child in sorted(children.items()):
+        alternatives.append(_spellings(ch) + _excluding_from(child))
+    body = "(?:" + "|".join(alternatives) + ")"
+    return body if node.terminal else body + "?"
+
+
+def string_body_excluding(keys: Iterable[str]) -> str:
+    """Regex for string bodies (any spelling) whose *decoded* value is none of ``keys``.
+
+    Raises:
+        ValueError: a key contains a surrogate or a character outside the BMP (not supported).
+    """
+    root = _Trie()
+    for key in keys:
+        if any(ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+            raise ValueError(f"key {key!r} has a character outside the BMP")
+        node = root
+        for ch in key:
+            if node.children is None:
+                node.children = {}
+            node = node.children.setdefault(ch, _Trie())
+        node.terminal = True
+    if not root.children and not root.terminal:
+        return STRING_BODY
+    return _excluding_from(root)
+
+
+# --- whitespace -------------------------------------------------------------------------------
+
+BOUNDED_WHITESPACE = r"(?:[ \t]{0,4}|\r?\n[ \t]{0,40})"
+"""Default whitespace between two tokens: up to 4 spaces/tabs, or one line break (``\\n`` or
+``\\r\\n``) followed by up to 40 spaces/tabs. Accepts ``json.dumps`` separators and
+``indent=2``/``indent=4`` output up to 20/10 levels deep; no run is longer than 42 characters."""
+
+
+def _fsm_subset(pattern: str, allowed: str) -> bool:
+    sub = interegular.parse_pattern(pattern).to_fsm()
+    sup = interegular.parse_pattern(allowed).to_fsm()
+    return sub.difference(sup).empty()
+
+
+def check_whitespace_pattern(pattern: str) -> None:
+    """Raise ValueError unless ``pattern`` parses and matches only strings of JSON whitespace."""
+    try:
+        subset = _fsm_subset(pattern, "[ \\t\\n\\r]*")
+    except Exception as exc:  # interegular raises several exception types
+        raise ValueError(f"cannot parse whitespace pattern {pattern!r}: {exc}") from exc
+    if not subset:
+        raise ValueError(f"whitespace pattern {pattern!r} matches non-whitespace characters")
+
+
+# --- pattern ----------------------------------------------------------------------------------
+
+
+class PatternError(ValueError):
+    """The pattern is not a valid regex (``unsupported`` False) or cannot be lowered (True)."""
+
+    def __init__(self, message: str, *, unsupported: bool) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
+
+
+@dataclass(frozen=True)
+class PatternBody:
+    """A ``pattern`` lowered to a string-body regex.
+
+    Attributes:
+        regex: the regex for the string body (between the quotes).
+        min_length: the fewest characters a matching string has, if the pattern is anchored at
+            both ends (then every matching string is exactly a word of the pattern).
+        max_length: the most characters (``None``: unbounded or not anchored).
+        anchored: anchored at both ends.
+    """
+
+    regex: str
+    min_length: int
+    max_length: int | None
+    anchored: bool
+
+
+_ALLOWED_ESCAPE_LETTERS = set("dDwWtnrfvx")
+
+
+def _scan_pattern(pattern: str) -> tuple[bool, bool, bool]:
+    """Check the ECMA-262/Python common syntax subset; return (starts ^, ends $, top-level |)."""
+
+    def refuse(what: str) -> PatternError:
+        return PatternError(f"pattern {pattern!r}: {what}", unsupported=True)
+
+    i, depth, in_class, bar, end_anchor = 0, 0, False, False, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= len(pattern):
+                raise PatternError(f"pattern {pattern!r} ends with a backslash", unsupported=False)
+            nxt = pattern[i + 1]
+            if (
+                nxt.isalnum()
+                and nxt not in _ALLOWED_ESCAPE_LETTERS
+                and not (in_class and nxt == "b")
+            ):
+                raise refuse(
+                    f"escape \\{nxt} differs between ECMA-262 and Python or is unsupported"
+                )
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            if pattern.startswith(("[]", "[^]"), i):
+                raise refuse("empty or negated-empty class [] / [^] (ECMA-262 only)")
+            in_class = True
+            if pattern.startswith("[^", i):
+                i += 1
+        elif c == "(":
+            if pattern.startswith("(?", i) and not pattern.startswith("(?:", i):
+                raise refuse("look-around, named groups and inline flags are not supported")
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            bar = True
+        elif c == "{" and pattern.startswith("{,", i):
+            raise refuse("'{,n}' means different things in ECMA-262 and Python")
+        elif c == "^" and i != 0:
+            raise refuse("'^' is only supported as the first character")
+        elif c == "$":
+            if i != len(pattern) - 1:
+                raise refuse("'$' is only supported as the last character")
+            end_anchor = True
+        i += 1
+    return pattern.startswith("^"), end_anchor, bar
+
+
+def _length_range(fsm: interegular.FSM) -> tuple[int, int | None]:
+    """Shortest and longest accepted word of ``fsm`` (``None``: unbounded)."""
+    forward: dict[object, set[object]] = {}
+    for state, row in fsm.map.items():
+        forward[state] = set(row.values())
+    backward: dict[object, set[object]] = {}
+    for state, targets in forward.items():
+        for target in targets:
+            backward.setdefault(target, set()).add(state)
+    live, todo = set(fsm.finals), list(fsm.finals)
+    while todo:
+        for prev in backward.get(todo.pop(), ()):
+            if prev not in live:
+                live.add(prev)
+                todo.append(prev)
+    if fsm.initial not in live:
+        raise PatternError("pattern matches nothing", unsupported=False)
+    shortest: dict[object, int] = {fsm.initial: 0}
+    frontier = [fsm.initial]
+    while frontier:
+        nxt = []
+        for state in frontier:
+            for target in forward.get(state, ()):
+                if target in live and target not in shortest:
+                    shortest[target] = shortest[state] + 1
+                    nxt.append(target)
+        frontier = nxt
+    min_length = min(shortest[s] for s in fsm.finals if s in shortest)
+    longest: dict[object, int | None] = {}
+    on_path: set[object] = set()
+
+    def visit(state: object) -> int | None:  # longest path from state to a final; None: cycle
+        if state in on_path:
+            return None
+        if state in longest:
+            return longest[state]
+        on_path.add(state)
+        best: int | None = 0 if state in fsm.finals else -1
+        for target in forward.get(state, ()):
+            if target not in live:
+                continue
+            sub = visit(target)
+            if sub is None:
+                best = None
+                break
+            best = max(best, sub + 1)  # type: ignore[type-var]
+        on_path.discard(state)
+        longest[state] = best
+        return best
+
+    return min_length, visit(fsm.initial)
+
+
+def pattern_string_body(pattern: str) -> PatternBody:
+    """Lower a JSON Schema ``pattern`` (an ECMA-262 *search*) to a string-body regex.
+
+    Raises:
+        PatternError: invalid (``unsupported=False``) or outside the supported subset.
+    """
+    if not isinstance(pattern, str):
+        raise PatternError("pattern must be a string", unsupported=False)
+    starts, ends, bar = _scan_pattern(pattern)
+    if bar and (starts or ends):
+        raise PatternError(
+            f"pattern {pattern!r}: top-level '|' next to anchors is not supported", unsupported=True
+        )
+    core = pattern[1 if starts else 0 : len(pattern) - 1 if ends else len(pattern)]
+    try:
+        fsm = interegular.parse_pattern(core).to_fsm()
+    except interegular.patterns.Unsupported as exc:
+        raise PatternError(f"pattern {pattern!r}: {exc}", unsupported=True) from exc
+    except Exception as exc:  # interegular raises several exception types on bad syntax
+        raise PatternError(f"invalid pattern {pattern!r}: {exc}", unsupported=False) from exc
+    plain = interegular.parse_pattern(PLAIN_ASCII_CHAR + "*").to_fsm()
+    if not fsm.difference(plain).empty():
+        raise PatternError(
+            f"pattern {pattern!r} can match characters that are non-ASCII, control characters, "
+            "'\"' or '\\' (their JSON spelling differs from the character)",
+            unsupported=True,
+        )
+    min_length, max_length = _length_range(fsm)
+    regex = ("" if starts else STRING_BODY) + f"(?:{core})" + ("" if ends else STRING_BODY)
+    anchored = starts and ends
+    return PatternBody(
+        regex, min_length if anchored else 0, max_length if anchored else None, anchored
+    )
+
+
+__all__ = [
+    "BOUNDED_WHITESPACE",
+    "COUNTED_CHAR",
+    "PLAIN_ASCII_CHAR",
+    "RAW_CHAR",
+    "STRING_BODY",
+    "STRING_CHAR",
+    "STRING_PATTERN",
+    "PatternBody",
+    "PatternError",
+    "check_whitespace_pattern",
+    "pattern_string_body",
+    "regex_escape",
+    "string_body_excluding",
+]

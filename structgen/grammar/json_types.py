@@ -1,0 +1,510 @@
+"""Per-type keyword groups of the JSON Schema front end, and the lowering's bookkeeping.
+
+One job: lower the keywords that constrain one instance type (string, integer, number, boolean,
+null, object, array) to IR, and provide the shared state the driver (``json_schema``) builds on:
+the whitespace expressions, the keyword report, refusal/invalid/unsatisfiable handling and the
+recursive "any JSON value" rules.
+
+See ``json_schema`` for the documented simplifications (property order, spellings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from structgen.errors import InvalidSchema, UnsupportedFeature
+from structgen.grammar.ir import (
+    EMPTY,
+    Alt,
+    Expr,
+    KeywordStatus,
+    Ref,
+    Regex,
+    Repeat,
+    Seq,
+    alt,
+    lit,
+    opt,
+    seq,
+)
+from structgen.grammar.json_formats import FORMATS
+from structgen.grammar.json_numbers import (
+    INTEGER_FRACTION,
+    INTEGER_PATTERN,
+    NUMBER_PATTERN,
+    integer_bounds,
+    integer_range_pattern,
+    numeric_interval_empty,
+)
+from structgen.grammar.json_strings import (
+    COUNTED_CHAR,
+    STRING_PATTERN,
+    PatternError,
+    pattern_string_body,
+    string_body_excluding,
+)
+
+if TYPE_CHECKING:
+    from structgen.grammar.json_schema import JsonSchemaOptions
+
+SHARE_ABOVE = 48
+"""Expressions larger than this many nodes get a rule of their own before they are copied."""
+RULE_CHAIN_ABOVE = 8
+"""Objects with more leading optional properties than this get their member chain as rules."""
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_RANK = {"annotation": 0, "grammar": 1, "check": 2, "refused": 3}
+NEVER: Expr = Alt(())
+"""The empty language (only inside rule tables; removed before the grammar is returned)."""
+
+
+def escape_token(token: str) -> str:
+    """Escape one JSON pointer token (``~`` -> ``~0``, ``/`` -> ``~1``)."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+@dataclass(frozen=True)
+class SchemaCtx:
+    """Where the lowering is: the JSON pointer (``#/properties/a``) of the current subschema."""
+
+    pointer: str
+
+    def child(self, *tokens: str | int) -> SchemaCtx:
+        return SchemaCtx(self.pointer + "".join("/" + escape_token(str(t)) for t in tokens))
+
+    def at(self, keyword: str) -> str:
+        return self.child(keyword).pointer
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON number (``bool`` is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def has_type(value: Any, name: str) -> bool:
+    """Whether the JSON value ``value`` is of JSON Schema type ``name``."""
+    if name == "integer":
+        return is_number(value) and math.isfinite(value) and float(value).is_integer()
+    checks = {"object": Mapping, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    if name == "number":
+        return is_number(value)
+    return isinstance(value, checks[name])
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON Schema equality: numbers by value (``1 == 1.0``), booleans distinct from numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if is_number(a) and is_number(b):
+        return bool(a == b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def tree_size(expr: Expr, limit: int) -> int:
+    """The number of nodes of ``expr`` as a tree (counting stops a little above ``limit``)."""
+    count, todo = 0, [expr]
+    while todo and count <= limit:
+        node = todo.pop()
+        count += 1
+        if isinstance(node, (Seq, Alt)):
+            todo.extend(node.items)
+        elif isinstance(node, Repeat):
+            todo.append(node.item)
+    return count
+
+
+class LoweringBase:
+    """Shared state of one lowering: options, whitespace, report and the rule table."""
+
+    def __init__(self, root: Mapping[str, Any] | bool, options: JsonSchemaOptions) -> None:
+        self.root = root
+        self.options = options
+        pattern = options.whitespace_regex
+        self.ws: Expr = Regex(pattern) if pattern else EMPTY
+        self.sep = seq(self.ws, lit(","), self.ws)
+        self.colon = seq(self.ws, lit(":"), self.ws)
+        self.report: dict[str, KeywordStatus] = {}
+        self.rules: dict[str, Expr] = {"start": NEVER}
+        self.rule_names: dict[str, str] = {"#": "start"}
+        self.rule_pointers: dict[str, str] = {"start": "#"}
+        self.never_reason: tuple[str, str] | None = None
+        self.need_any = False
+
+    def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
+        """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
+        raise NotImplementedError
+
+    def _mark(self, ctx: SchemaCtx, keyword: str, status: str, note: str = "") -> None:
+        pointer = ctx.at(keyword)
+        old = self.report.get(pointer)
+        if old is None or _RANK[status] > _RANK[old.status]:
+            self.report[pointer] = KeywordStatus(pointer, keyword, status, note)  # type: ignore[arg-type]
+
+    def _refuse(self, ctx: SchemaCtx, keyword: str, message: str) -> None:
+        if not self.options.best_effort:
+            raise UnsupportedFeature(
+                message,
+                location=ctx.at(keyword),
+                keyword=keyword,
+                hint="pass best_effort=True to skip it (reported as refused)",
+            )
+        self._mark(ctx, keyword, "refused", message)
+
+    def _invalid(self, pointer: str, keyword: str | None, message: str) -> NoReturn:
+        raise InvalidSchema(message, location=pointer, keyword=keyword)
+
+    def _never(self, ctx: SchemaCtx, reason: str) -> None:
+        if self.never_reason is None:
+            self.never_reason = (ctx.pointer, reason)
+        return None
+
+    def new_rule(self, prefix: str, pointer: str, expr: Expr = NEVER) -> str:
+        """Add a rule named after ``pointer`` (unique); return its name."""
+        base = prefix + "_" + (re.sub(r"[^0-9A-Za-z_]+", "_", pointer[2:]).strip("_") or "root")
+        name, n = base, 1
+        while name in self.rules:
+            n += 1
+            name = f"{base}_{n}"
+        self.rules[name], self.rule_pointers[name] = expr, pointer
+        return name
+
+    def _share(self, expr: Expr, ctx: SchemaCtx, prefix: str = "p") -> Expr:
+        """``expr``, moved into a rule of its own if it is large (it is about to be copied)."""
+        if isinstance(expr, Ref) or tree_size(expr, SHARE_ABOVE) <= SHARE_ABOVE:
+            return expr
+        return Ref(self.new_rule(prefix, ctx.pointer, expr))
+
+    def _any_value(self) -> Expr:
+        self.need_any = True
+        return Ref("json_value")
+
+    def _any_object(self) -> Expr:
+        self.need_any = True
+        return Ref("json_object")
+
+    def _any_array(self) -> Expr:
+        self.need_any = True
+        return Ref("json_array")
+
+    def _any_rules(self) -> dict[str, Expr]:
+        value, string = Ref("json_value"), Regex(STRING_PATTERN)
+        member = seq(string, self.colon, value)
+        rules = {}
+        for name, open_, close, element in (
+            ("json_object", "{", "}", member),
+            ("json_array", "[", "]", value),
+        ):
+            rules[name] = alt(
+                seq(lit(open_), self.ws, lit(close)),
+                seq(
+                    lit(open_),
+                    self.ws,
+                    element,
+                    Repeat(seq(self.sep, element)),
+                    self.ws,
+                    lit(close),
+                ),
+            )
+        rules["json_value"] = alt(
+            Ref("json_object"),
+            Ref("json_array"),
+            string,
+            Regex(NUMBER_PATTERN),
+            lit("true"),
+            lit("false"),
+            lit("null"),
+        )
+        return rules
+
+
+class TypeLowering(LoweringBase):
+    """One method per instance type, each lowering the keywords that constrain that type."""
+
+    def _count(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, key: str, active: list[str]
+    ) -> int | None:
+        if key not in active:
+            return None
+        value = schema[key]
+        if not is_number(value) or value < 0 or not float(value).is_integer():
+            self._invalid(ctx.at(key), key, f"{key} must be a non-negative integer, got {value!r}")
+        return int(value)
+
+    def _bounds(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> dict[str, Any]:
+        """The numeric bounds in ``active``, validated, by keyword."""
+        found = {}
+        for key in BOUNDS:
+            if key in active:
+                value = schema[key]
+                if isinstance(value, bool) and key.startswith("exclusive"):
+                    self._refuse(ctx, key, f"boolean {key} (draft 4) is not supported")
+                    continue
+                if not is_number(value) or not math.isfinite(value):
+                    self._invalid(ctx.at(key), key, f"{key} must be a number, got {value!r}")
+                found[key] = value
+        if numeric_interval_empty(*(found.get(k) for k in BOUNDS)):
+            key = next(iter(found))
+            self._invalid(ctx.at(key), key, f"unsatisfiable: no number satisfies {found}")
+        return found
+
+    def _lower_string(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> Expr | None:
+        low = self._count(schema, ctx, "minLength", active) or 0
+        high = self._count(schema, ctx, "maxLength", active)
+        if high is not None and low > high:
+            self._invalid(
+                ctx.at("maxLength"),
+                "maxLength",
+                f"unsatisfiable: minLength {low} > maxLength {high}",
+            )
+        body = None
+        if "format" in active:
+            name = schema["format"]
+            if not isinstance(name, str):
+                self._invalid(ctx.at("format"), "format", "format must be a string")
+            if name in FORMATS:
+                fmt = FORMATS[name]
+                body = (fmt.regex, fmt.min_length, fmt.max_length, True)
+            else:
+                self._refuse(ctx, "format", f"format {name!r} is not supported yet")
+        if "pattern" in active:
+            if body is not None:
+                self._refuse(ctx, "pattern", "pattern together with format is not supported yet")
+            else:
+                try:
+                    pat = pattern_string_body(schema["pattern"])
+                except PatternError as exc:
+                    if not exc.unsupported:
+                        self._invalid(ctx.at("pattern"), "pattern", str(exc))
+                    self._refuse(ctx, "pattern", str(exc))
+                else:
+                    body = (pat.regex, pat.min_length, pat.max_length, pat.anchored)
+        if body is not None:
+            regex, body_low, body_high, exact = body
+            if low or high is not None:
+                implied = (
+                    exact
+                    and body_low >= low
+                    and (high is None or (body_high is not None and body_high <= high))
+                )
+                disjoint = exact and (
+                    (high is not None and body_low > high)
+                    or (body_high is not None and body_high < low)
+                )
+                if disjoint:
+                    return self._never(ctx, "pattern/format and length bounds are disjoint")
+                if not implied:
+                    for key in ("minLength", "maxLength"):
+                        if key in active:
+                            self._refuse(
+                                ctx, key, f"{key} together with pattern/format is not supported yet"
+                            )
+            return seq(lit('"'), Regex(regex), lit('"'))
+        if low or high is not None:
+            return seq(lit('"'), Repeat(Regex(COUNTED_CHAR), low, high), lit('"'))
+        return Regex(STRING_PATTERN)
+
+    def _lower_integer(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> Expr | None:
+        bounds = self._bounds(schema, ctx, active)
+        if not bounds:
+            return Regex(INTEGER_PATTERN)
+        pattern = integer_range_pattern(*integer_bounds(*(bounds.get(k) for k in BOUNDS)))
+        if pattern is None:
+            return self._never(ctx, f"no integer satisfies {bounds}")
+        return Regex(pattern + INTEGER_FRACTION)
+
+    def _lower_number(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> Expr | None:
+        for key in self._bounds(schema, ctx, active):
+            self._refuse(ctx, key, f"{key} on non-integer numbers is not supported yet")
+        return Regex(NUMBER_PATTERN)
+
+    def _lower_boolean(self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]) -> Expr:
+        return alt(lit("true"), lit("false"))
+
+    def _lower_null(self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]) -> Expr:
+        return lit("null")
+
+    # -- containers ------------------------------------------------------------------------------
+
+    def _lower_object(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> Expr | None:
+        props = schema.get("properties", {}) if "properties" in active else {}
+        if not isinstance(props, Mapping):
+            self._invalid(ctx.at("properties"), "properties", "properties must be an object")
+        required = schema.get("required", []) if "required" in active else []
+        if not isinstance(required, list) or not all(isinstance(k, str) for k in required):
+            self._invalid(ctx.at("required"), "required", "required must be a list of strings")
+        required = list(dict.fromkeys(required))
+        explicit = "additionalProperties" in active
+        if explicit:
+            extra = self.lower(schema["additionalProperties"], ctx.child("additionalProperties"))
+        elif "properties" in active and self.options.additional_properties == "declared":
+            extra = None
+        else:
+            extra = self._any_value()
+        if not props and not required and extra == Ref("json_value"):
+            return self._any_object()
+        entries: list[tuple[Expr, bool]] = []
+        for key, sub in props.items():
+            value = self.lower(sub, ctx.child("properties", key))
+            if value is None and key in required:
+                return self._never(ctx.child("properties", key), f"required {key!r} is impossible")
+            if value is not None:
+                entries.append((seq(self._key(key), self.colon, value), key in required))
+        undeclared = [k for k in required if k not in props]
+        for key in undeclared:
+            value = extra if explicit or extra is not None else self._any_value()
+            if value is None:
+                return self._never(ctx.child("required"), f"required {key!r} is not allowed")
+            entries.append((seq(self._key(key), self.colon, value), True))
+        extra_member = None
+        if extra is not None:
+            try:
+                key_regex = Regex('"' + string_body_excluding([*props, *undeclared]) + '"')
+            except ValueError as exc:
+                self._refuse(ctx, "properties", f"extra keys next to {exc}")
+                key_regex = Regex(STRING_PATTERN)
+            extra_member = seq(key_regex, self.colon, extra)
+        # Members after the first (``tail``) and member lists starting here (``first``). ``first``
+        # copies each tail, so members before the first required one are copied: share them.
+        leading = next((i for i, (_, req) in enumerate(entries) if req), len(entries))
+        if leading > 1:
+            entries = [(self._share(m, ctx), req) for m, req in entries]
+        tail: Expr = Repeat(seq(self.sep, extra_member)) if extra_member is not None else EMPTY
+        first = seq(extra_member, tail) if extra_member is not None else None
+        for i, (member, is_required) in reversed(list(enumerate(entries))):
+            if RULE_CHAIN_ABOVE < i < leading:
+                tail = Ref(self.new_rule("rest", ctx.pointer, tail))
+            with_member = seq(member, tail)
+            first = with_member if is_required or first is None else alt(with_member, first)
+            tail = (
+                seq(self.sep, member, tail)
+                if is_required
+                else seq(opt(seq(self.sep, member)), tail)
+            )
+        options = []
+        if first is not None:
+            options.append(seq(lit("{"), self.ws, first, self.ws, lit("}")))
+        if not any(is_required for _, is_required in entries):
+            options.append(seq(lit("{"), self.ws, lit("}")))
+        return alt(*options)
+
+    def _key(self, key: str) -> Expr:
+        spellings = [json.dumps(key), json.dumps(key, ensure_ascii=False)]
+        return alt(*(lit(s) for s in spellings if encodable(s)))
+
+    def _lower_array(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
+    ) -> Expr | None:
+        low = self._count(schema, ctx, "minItems", active) or 0
+        high = self._count(schema, ctx, "maxItems", active)
+        if high is not None and low > high:
+            self._invalid(
+                ctx.at("maxItems"), "maxItems", f"unsatisfiable: minItems {low} > maxItems {high}"
+            )
+        prefix: list[Expr] = []
+        cap = high
+        if "prefixItems" in active:
+            subs = schema["prefixItems"]
+            if not isinstance(subs, list) or not subs:
+                self._invalid(ctx.at("prefixItems"), "prefixItems", "must be a non-empty list")
+            for i, sub in enumerate(subs):
+                expr = self.lower(sub, ctx.child("prefixItems", i))
+                if expr is None:
+                    cap = i if cap is None else min(cap, i)
+                    break
+                prefix.append(expr)
+        item: Expr | None
+        if "items" not in active:
+            if not prefix and not low and high is None:
+                return self._any_array()
+            item = self._any_value()
+        elif isinstance(schema["items"], list):
+            self._refuse(
+                ctx,
+                "items",
+                "the array form of items (draft 2019-09 and earlier) is "
+                "not supported yet; use prefixItems",
+            )
+            item = self._any_value()
+        else:
+            item = self.lower(schema["items"], ctx.child("items"))
+        if item is None:
+            cap = len(prefix) if cap is None else min(cap, len(prefix))
+        if cap is not None and low > cap:
+            return self._never(ctx, "no array length is possible")
+        prefix = prefix[:cap] if cap is not None else prefix
+        empty = seq(lit("["), self.ws, lit("]"))
+        if cap == 0:
+            return empty
+        count = len(prefix)
+        # ``tail``: the elements after the first, built from the end
+        if item is None or (cap is not None and cap <= count):
+            tail: Expr = EMPTY
+        else:
+            first_rest = max(count, 1)  # index of the first element that ``item`` governs
+            tail = Repeat(
+                seq(self.sep, item),
+                max(low - first_rest, 0),
+                None if cap is None else cap - first_rest,
+            )
+        for i in range(count - 1, 0, -1):
+            step = seq(self.sep, prefix[i], tail)
+            tail = step if i < low else opt(step)
+        head = prefix[0] if prefix else item
+        assert head is not None
+        nonempty = seq(lit("["), self.ws, head, tail, self.ws, lit("]"))
+        return alt(nonempty, empty) if low == 0 else nonempty
+
+
+def within(value: int | float, bounds: dict[str, Any]) -> bool:
+    if not math.isfinite(value):
+        return False
+    v = Fraction(value)
+    checks = {
+        "minimum": lambda b: v >= b,
+        "maximum": lambda b: v <= b,
+        "exclusiveMinimum": lambda b: v > b,
+        "exclusiveMaximum": lambda b: v < b,
+    }
+    return all(checks[k](Fraction(b)) for k, b in bounds.items())
+
+
+def encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+__all__ = [
+    "BOUNDS",
+    "NEVER",
+    "LoweringBase",
+    "SchemaCtx",
+    "TypeLowering",
+    "encodable",
+    "escape_token",
+    "has_type",
+    "is_number",
+    "json_equal",
+    "within",
+]
