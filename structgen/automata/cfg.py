@@ -115,11 +115,17 @@ class _Lowering:
         self.term_of_expr: dict[Expr, int] = {}
         self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
         self.names: list[str] = ["<start>"]
-        self._regular_memo: dict[int, bool] = {}
+        self._regular_rule: dict[str, bool] = {}
 
     def is_regular(self, expr: Expr) -> bool:
+        """Whether ``expr`` reaches no recursive rule (so one DFA can recognise it)."""
         if isinstance(expr, Ref):
-            return expr.name not in self.recursive
+            known = self._regular_rule.get(expr.name)
+            if known is None:
+                # not on a cycle itself, and nothing it references is (no cycle: terminates)
+                known = expr.name not in self.recursive and self.is_regular(self.rules[expr.name])
+                self._regular_rule[expr.name] = known
+            return known
         if isinstance(expr, (Seq, Alt)):
             return all(self.is_regular(e) for e in expr.items)
         if isinstance(expr, Repeat):

@@ -1,32 +1,25 @@
 """Lark front end: Lark EBNF text to a Grammar.
 
-Its one job: hand the text to lark's own grammar loader (``lark.load_grammar.load_grammar`` then
-``Grammar.compile``), so every EBNF feature (``?rule`` inlining, ``*``, ``+``, ``?``, ``[...]``,
-``~n``, ``~n..m``, templates, ``%import`` of lark's bundled grammars) means exactly what it means
-in lark, and lower the BNF rules and terminal patterns lark produces to the IR.
+Its one job: run lark's own loader (``lark.load_grammar.load_grammar``, then ``.compile``), so
+``?rule``, ``*``, ``+``, ``?``, ``[...]``, ``~n..m``, templates and ``%import`` of lark's bundled
+grammars mean what they mean in lark, and lower the BNF rules and terminals it produces to the IR.
 
-Semantics and deliberate simplifications:
+Semantics and deliberate simplifications (docs/lark_subset.md has the full list):
 
-* Each lark rule becomes one IR rule of the same name, an ``Alt`` of ``Seq`` expansions; lark's
-  helper rules (``__start_star_0``) and template instances (``sep{NUMBER}``) keep lark's names.
-  Terminals are inlined: a plain string is a ``Lit``, a case-insensitive string or a regex a
-  ``Regex``.
-* A terminal is a regular *set*: every string its regex fully matches. lark's Earley dynamic
-  lexers only try the match Python's ``re`` returns (``dynamic_complete`` also its prefixes);
-  both readings agree for greedy regexes whose leftmost match is their longest. Lazy and
-  possessive quantifiers and atomic groups, where they differ by design, are refused; lark's
-  ``common.ESCAPED_STRING`` and ``common.C_COMMENT`` (lazy, look-behind) are replaced by exact
-  greedy equivalents of the strings lark's lexer produces.
+* One IR rule per lark rule (lark's names, helpers like ``__start_star_0`` and template instances
+  like ``sep{NUMBER}`` included): an ``Alt`` of ``Seq`` expansions; terminals are inlined.
+* A terminal is the regular *set* its regex fully matches. lark's dynamic lexers try only the match
+  Python's ``re`` returns (``dynamic_complete``: and its prefixes); the readings agree for greedy
+  regexes whose leftmost match is the longest. Lazy/possessive quantifiers and atomic groups are
+  refused; lark's lazy ``common.ESCAPED_STRING`` and ``common.C_COMMENT`` get exact greedy twins.
 * ``%ignore``: ``Repeat(Alt(ignored...), 0, None)`` between every two symbols of every expansion
-  and around the start rule's body, i.e. any run of ignored strings at every token boundary.
-* Priorities, aliases and the ``!``/``?``/``_`` markers shape parse trees, not the language:
-  accepted and ignored. ``%declare`` has no pattern to enforce: refused where used.
-* Regex flags: ``i`` (case-insensitive) and ``s`` (dot-all) are kept; ``m`` and ``u`` (and an
-  inline ``a``) are dropped, which is exact because anchors are refused and ``\\d``, ``\\w``,
-  ``\\s`` are ASCII classes here (Python's ``re`` reads them as Unicode without ``a``); ``x`` is
-  refused.
-  Case-insensitive matching folds case as interegular does: Python also folds U+0130, U+0131,
-  U+017F and U+212A onto ``i``, ``s``, ``k``.
+  and around the start rule's body. lark skips only the longest match of an ignored terminal, so
+  the two agree when cutting an ignored string short cannot help (whitespace runs, delimited
+  comments); a line comment ``/#[^\\n]*/`` may end early here (an over-approximation).
+* Priorities, aliases, ``!``/``?``/``_`` markers shape trees, not the language: ignored.
+* Flags ``i`` and ``s`` are kept, ``m``/``u``/``a`` dropped (no-ops: anchors are refused and
+  ``\\d``, ``\\w``, ``\\s`` are ASCII classes in structgen, Unicode in Python), ``x`` refused.
+  Case folding is interegular's (Python also folds U+0130, U+0131, U+017F, U+212A to i, s, k).
 * Terminals that match the empty string are allowed (lark's Earley refuses them).
 """
 
@@ -90,7 +83,9 @@ def lark_grammar(text: str, start: str = "start") -> Grammar:
     )
 
 
-def _compile(text: str, start: str, source: _SourceIndex) -> tuple[list, list[Rule], list]:
+def _compile(
+    text: str, start: str, source: _SourceIndex
+) -> tuple[list[TerminalDef], list[Rule], list[str]]:
     """Run lark's loader: (terminal definitions, BNF rules, ignored terminal names)."""
     try:
         loaded, _ = load_grammar(text, _SOURCE_NAME, [], False)
@@ -121,8 +116,9 @@ def _load_error(exc: Exception, source: _SourceIndex) -> StructgenError:
     construct = "grammar"
     if isinstance(exc, VisitError):  # a transformer inside lark failed on one construct
         construct = str(exc.rule)
-        tokens = exc.obj.scan_values(lambda v: isinstance(v, lark.Token))
-        location = next((_loc(t) for t in tokens if t.line is not None), None)
+        if isinstance(exc.obj, lark.Tree):
+            tokens = exc.obj.scan_values(lambda v: isinstance(v, lark.Token))
+            location = next((_loc(t) for t in tokens if t.line is not None), None)
         exc = exc.orig_exc
     message = str(exc).strip().split("\n")[0].rstrip(": ") or f"invalid {construct}"
     if isinstance(exc, UnexpectedInput):
@@ -285,10 +281,6 @@ def _lower_rules(
                 items.append(gap)
             items.append(_symbol_expr(symbol, terminals, source))
         expansions.setdefault(str(rule.origin.name), []).append(seq(*items))
-    for rule in rules:
-        for symbol in rule.expansion:
-            if isinstance(symbol, NonTerminal) and str(symbol.name) not in expansions:
-                raise InvalidGrammar(f"rule {symbol.name} has no expansion", keyword="lark")
     bodies = {name: alt(*items) for name, items in expansions.items()}
     if gap is not None:
         bodies[start] = seq(gap, bodies[start], gap)
@@ -311,7 +303,9 @@ def _symbol_expr(symbol: Symbol, terminals: dict[str, Expr], source: _SourceInde
     raise InvalidGrammar(f"terminal {name} has no definition", keyword="lark")
 
 
-def _report(rules: list[Rule], terminals: list[TerminalDef], ignore: list) -> tuple:
+def _report(
+    rules: list[Rule], terminals: list[TerminalDef], ignore: list[str]
+) -> tuple[KeywordStatus, ...]:
     """Which lark constructs are enforced (``%ignore``) and which only annotate (priorities)."""
     note = "priorities choose between parse trees; they do not change the accepted strings"
     report = [KeywordStatus(str(r.origin.name), "priority", "annotation", note)
