@@ -40,8 +40,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if not args.raw_prompt and getattr(tokenizer, "chat_template", None):
         prompt = [{"role": "user", "content": args.prompt}]
     result = generate(
-        model, tokenizer, prompt, sampler=args.sampler, max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature, seed=args.seed, **kwargs,
+        model,
+        tokenizer,
+        prompt,
+        sampler=args.sampler,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        **kwargs,
     )
     print(result.text)
     if not result.complete:

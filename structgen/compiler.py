@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from structgen.automata.cfg import grammar_to_bnf
 from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
-from structgen.automata.cfg import grammar_to_bnf
 from structgen.errors import ConfigurationError, IncompatibleVocabulary
 from structgen.grammar.ir import Grammar, KeywordStatus
 from structgen.tokens.cfg_index import CfgTokenIndex
@@ -137,7 +137,9 @@ def compile(  # noqa: A001 - the public name mirrors the design (sg.compile)
     return compiled
 
 
-def _compile_uncached(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:
+def _compile_uncached(
+    grammar: Grammar, vocab: Vocabulary, limits: CompileLimits
+) -> CompiledGrammar:
     if is_recursive(grammar):
         # recursion: Earley over DFA terminals (every maximal regular part is one terminal)
         bnf = grammar_to_bnf(grammar, limits.max_nfa_states, limits.max_dfa_states)

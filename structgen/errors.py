@@ -81,7 +81,7 @@ class ConstraintViolation(StructgenError):
 
 
 class InternalError(StructgenError):
-    """A broken invariant inside structgen (an empty mask in a live state, ...). Please report it."""
+    """A broken invariant inside structgen (e.g. an empty mask in a live state). Please report."""
 
 
 __all__ = [

@@ -9,7 +9,9 @@ import numpy as np
 import structgen as sg
 
 
-def tokenize_random(data: bytes, vocab: sg.Vocabulary, rng: random.Random, max_len: int = 16) -> list[int]:
+def tokenize_random(
+    data: bytes, vocab: sg.Vocabulary, rng: random.Random, max_len: int = 16
+) -> list[int]:
     """A random segmentation of ``data`` into vocabulary tokens (needs all single bytes)."""
     by_bytes = _token_lookup(vocab)
     out: list[int] = []

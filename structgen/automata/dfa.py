@@ -103,9 +103,7 @@ def _closure(nfa: ByteNFA, states: set[int], memo: dict[int, frozenset[int]]) ->
     return frozenset(out)
 
 
-def determinize(
-    nfa: ByteNFA, initial: int, max_states: int = DEFAULT_MAX_DFA_STATES
-) -> ByteDFA:
+def determinize(nfa: ByteNFA, initial: int, max_states: int = DEFAULT_MAX_DFA_STATES) -> ByteDFA:
     """Subset construction, then trimming and minimisation."""
     memo: dict[int, frozenset[int]] = {}
     start = _closure(nfa, {initial}, memo)
@@ -143,9 +141,7 @@ def determinize(
     return _trim_and_minimize(trans, labels, 0)
 
 
-def _trim_and_minimize(
-    trans: np.ndarray, labels: list[frozenset[int]], initial: int
-) -> ByteDFA:
+def _trim_and_minimize(trans: np.ndarray, labels: list[frozenset[int]], initial: int) -> ByteDFA:
     """Drop states that cannot reach acceptance, then merge equivalent states (Moore)."""
     n = trans.shape[0]
     accepting = np.array([bool(lab) for lab in labels], dtype=bool)
@@ -179,7 +175,9 @@ def _trim_and_minimize(
     label_ids: dict[tuple[Any, ...], int] = {}
     block = np.array(
         [
-            label_ids.setdefault(("dead",) if not alive_ext[s] else tuple(sorted(label_list[s])), len(label_ids))
+            label_ids.setdefault(
+                ("dead",) if not alive_ext[s] else tuple(sorted(label_list[s])), len(label_ids)
+            )
             for s in range(n + 1)
         ],
         dtype=np.int64,

@@ -60,9 +60,7 @@ class EarleyParser:
         self.dead = [t.dead for t in bnf.terminals]
         self.term_accepting = [t.accepting.tolist() for t in bnf.terminals]
         self.term_initial = [t.initial for t in bnf.terminals]
-        self.term_nullable = [
-            bool(t.num_states and t.accepting[t.initial]) for t in bnf.terminals
-        ]
+        self.term_nullable = [bool(t.num_states and t.accepting[t.initial]) for t in bnf.terminals]
         # states with at least one live outgoing byte: only those keep a scan item alive
         self.has_out = [(t.trans != t.dead).any(axis=1).tolist() for t in bnf.terminals]
 

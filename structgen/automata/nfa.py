@@ -91,9 +91,7 @@ def _regex_to_char_fsm(pattern: str, case_insensitive: bool) -> _CharFsm:
             ranges = complement_ranges(codepoints_to_ranges(explicit))
         else:
             ranges = codepoints_to_ranges(ord(ch) for ch in chars)
-        key_paths[key] = [
-            tuple(path) for lo, hi in ranges for path in utf8_sequences(lo, hi)
-        ]
+        key_paths[key] = [tuple(path) for lo, hi in ranges for path in utf8_sequences(lo, hi)]
     index = {state: i for i, state in enumerate(sorted(fsm.states))}
     paths = []
     for src, row in fsm.map.items():
@@ -205,7 +203,9 @@ class NfaBuilder:
             self._active.pop()
 
 
-def grammar_to_nfa(grammar: Grammar, max_states: int = DEFAULT_MAX_NFA_STATES) -> tuple[ByteNFA, int]:
+def grammar_to_nfa(
+    grammar: Grammar, max_states: int = DEFAULT_MAX_NFA_STATES
+) -> tuple[ByteNFA, int]:
     """The NFA of a regular (non-recursive) grammar; returns it and its initial state."""
     builder = NfaBuilder(grammar, ByteNFA(max_states=max_states))
     start, end = builder.build(Ref(grammar.start))

@@ -71,7 +71,7 @@ class Ref:
     name: str
 
 
-Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref]
+Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref]  # noqa: UP007 - a runtime alias, kept explicit
 
 EMPTY: Expr = Lit(b"")
 

@@ -12,7 +12,6 @@ import interegular
 from structgen.errors import InvalidGrammar, UnsupportedFeature
 from structgen.grammar.ir import Grammar, Regex
 
-
 _LOOKAROUND = ("(?=", "(?!", "(?<=", "(?<!")
 
 

@@ -110,11 +110,15 @@ def resolve_constraint(
     schema_options: dict[str, Any] | None = None,
 ) -> CompiledGrammar:
     """Compile exactly one of ``schema``, ``grammar`` (Grammar or Lark text) or ``regex``."""
-    given = [name for name, v in (("schema", schema), ("grammar", grammar), ("regex", regex))
-             if v is not None]
+    given = [
+        name
+        for name, v in (("schema", schema), ("grammar", grammar), ("regex", regex))
+        if v is not None
+    ]
     if len(given) != 1:
         raise ConfigurationError(
-            f"Invalid constraint: expected exactly one of schema, grammar, regex; got {given or 'none'}"
+            "Invalid constraint: expected exactly one of schema, grammar, regex; "
+            f"got {given or 'none'}"
         )
     if isinstance(grammar, CompiledGrammar):
         if grammar.vocab.fingerprint() != vocab.fingerprint():
@@ -236,8 +240,9 @@ def generate(
     past = None
     while len(tokens) < max_new_tokens:
         t1 = time.perf_counter()
-        out = model(input_ids=torch.tensor([pending], device=device), past_key_values=past,
-                    use_cache=True)
+        out = model(
+            input_ids=torch.tensor([pending], device=device), past_key_values=past, use_cache=True
+        )
         logits = out.logits[0, -1]
         past = out.past_key_values
         t2 = time.perf_counter()
@@ -274,14 +279,17 @@ def generate(
         if problem is not None:  # would be a structgen bug: report it, never pass it off
             complete, value = False, None
             reason = f"internal error: the output fails jsonschema validation: {problem}"
-    return GenerationResult(text=text, tokens=tokens, complete=complete, value=value,
-                            reason=reason, stats=stats)
+    return GenerationResult(
+        text=text, tokens=tokens, complete=complete, value=value, reason=reason, stats=stats
+    )
 
 
 def _jsonschema_problem(schema: Any, value: Any) -> str | None:
     import jsonschema
 
-    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_cls = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
     error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(value))
     return None if error is None else error.message
 

@@ -109,8 +109,11 @@ class StructgenLogitsProcessor:
     def _decode(self, tokens: list[int]) -> str:
         if self.tokenizer is not None:
             return str(self.tokenizer.decode(tokens))
-        vocab = self._grammar_for_row(0, 1).vocab if isinstance(self.compiled, CompiledGrammar) \
+        vocab = (
+            self._grammar_for_row(0, 1).vocab
+            if isinstance(self.compiled, CompiledGrammar)
             else self.compiled[0].vocab
+        )
         return vocab.decode(tokens).decode("utf-8", errors="replace")
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -129,7 +132,9 @@ class StructgenLogitsProcessor:
         bitmasks = []
         for row in range(batch):
             matcher = self._matcher_for(row, rows[row], batch)
-            current[(self._group_of_row(row, batch), tuple(rows[row][self._prompt_len :]))] = matcher
+            current[(self._group_of_row(row, batch), tuple(rows[row][self._prompt_len :]))] = (
+                matcher
+            )
             if matcher.is_terminated():
                 # the row already ended (EOS); HF pads it, keep the pad/EOS token possible
                 bitmasks.append(None)

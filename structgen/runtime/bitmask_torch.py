@@ -63,8 +63,9 @@ def apply_token_bitmask_inplace(logits: torch.Tensor, bitmask: torch.Tensor) -> 
     width = rows.shape[-1]
     allowed = bitmask_to_bool(masks.to(rows.device), min(width, masks.shape[1] * 32))
     if allowed.shape[1] < width:
-        pad = torch.zeros((rows.shape[0], width - allowed.shape[1]), dtype=torch.bool,
-                          device=rows.device)
+        pad = torch.zeros(
+            (rows.shape[0], width - allowed.shape[1]), dtype=torch.bool, device=rows.device
+        )
         allowed = torch.cat([allowed, pad], dim=1)
     rows.masked_fill_(~allowed, float("-inf"))
 

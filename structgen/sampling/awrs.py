@@ -44,8 +44,7 @@ def _descending(keys: torch.Tensor) -> Iterator[tuple[int, float]]:
         top = torch.topk(keys, k, sorted=True)
         values = top.values[start:k].tolist()
         indices = top.indices[start:k].tolist()
-        for idx, val in zip(indices, values, strict=True):
-            yield idx, val
+        yield from zip(indices, values, strict=True)
         start = k
         if k == n:
             return

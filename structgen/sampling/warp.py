@@ -34,9 +34,7 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         if not self.temperature >= 0:
-            raise ConfigurationError(
-                f"Invalid temperature: expected >= 0, got {self.temperature}"
-            )
+            raise ConfigurationError(f"Invalid temperature: expected >= 0, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigurationError(f"Invalid top_k: expected >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:

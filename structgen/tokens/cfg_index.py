@@ -76,8 +76,11 @@ class CfgTokenIndex:
 
     @staticmethod
     def _all_single_bytes(vocab: Vocabulary) -> bool:
-        seen = {data[0] for tid, data in enumerate(vocab.token_bytes)
-                if len(data) == 1 and tid not in vocab.special_token_ids}
+        seen = {
+            data[0]
+            for tid, data in enumerate(vocab.token_bytes)
+            if len(data) == 1 and tid not in vocab.special_token_ids
+        }
         return len(seen) == 256
 
     @property
@@ -185,7 +188,9 @@ class CfgTokenIndex:
             self._extras = _TrieExtras(trie)
         ex = self._extras
         if self._node_class is None:
-            self._node_class = [d.byte_class[trie.byte].astype(np.int64) for d in self.bnf.terminals]
+            self._node_class = [
+                d.byte_class[trie.byte].astype(np.int64) for d in self.bnf.terminals
+            ]
         dfa = self.bnf.terminals[t]
         trans, dead, accepting = dfa.trans, dfa.dead, dfa.accepting
         ncls = self._node_class[t]

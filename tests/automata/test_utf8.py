@@ -6,18 +6,32 @@ import random
 
 import pytest
 
-from structgen.automata.utf8 import complement_ranges, codepoints_to_ranges, utf8_sequences
+from structgen.automata.utf8 import codepoints_to_ranges, complement_ranges, utf8_sequences
 
 
 def _matches(seqs: list[list[tuple[int, int]]], data: bytes) -> bool:
     return any(
-        len(seq) == len(data) and all(lo <= b <= hi for (lo, hi), b in zip(seq, data))
+        len(seq) == len(data) and all(lo <= b <= hi for (lo, hi), b in zip(seq, data, strict=True))
         for seq in seqs
     )
 
 
-BOUNDARIES = [0, 0x7F, 0x80, 0x7FF, 0x800, 0xFFF, 0x1000, 0xD7FF, 0xE000, 0xFFFF, 0x10000,
-              0x3FFFF, 0x40000, 0x10FFFF]
+BOUNDARIES = [
+    0,
+    0x7F,
+    0x80,
+    0x7FF,
+    0x800,
+    0xFFF,
+    0x1000,
+    0xD7FF,
+    0xE000,
+    0xFFFF,
+    0x10000,
+    0x3FFFF,
+    0x40000,
+    0x10FFFF,
+]
 
 
 @pytest.mark.parametrize("seed", range(20))

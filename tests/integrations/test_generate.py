@@ -15,19 +15,47 @@ from structgen.integrations.generate import vocabulary_for
 pytestmark = pytest.mark.slow
 
 SCHEMAS = [
-    {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
-                                      "population": {"type": "integer", "minimum": 0}},
-     "required": ["city", "population"]},
-    {"type": "object", "properties": {"colors": {"type": "array", "items": {"enum": ["red", "green", "blue"]},
-                                                 "minItems": 1, "maxItems": 3}},
-     "required": ["colors"]},
-    {"type": "object", "properties": {"title": {"type": "string", "maxLength": 30},
-                                      "year": {"type": "integer", "minimum": 1900, "maximum": 2030},
-                                      "rating": {"type": "number"}, "seen": {"type": "boolean"}},
-     "required": ["title", "year", "seen"]},
-    {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 9}, "minItems": 2, "maxItems": 5},
-    {"type": "object", "properties": {"name": {"type": "string", "maxLength": 15}, "extra": {"type": "object"}},
-     "required": ["name", "extra"]},  # recursive part: any JSON object (CFG engine)
+    {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "population": {"type": "integer", "minimum": 0},
+        },
+        "required": ["city", "population"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "colors": {
+                "type": "array",
+                "items": {"enum": ["red", "green", "blue"]},
+                "minItems": 1,
+                "maxItems": 3,
+            }
+        },
+        "required": ["colors"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 30},
+            "year": {"type": "integer", "minimum": 1900, "maximum": 2030},
+            "rating": {"type": "number"},
+            "seen": {"type": "boolean"},
+        },
+        "required": ["title", "year", "seen"],
+    },
+    {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": 9},
+        "minItems": 2,
+        "maxItems": 5,
+    },
+    {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 15}, "extra": {"type": "object"}},
+        "required": ["name", "extra"],
+    },  # recursive part: any JSON object (CFG engine)
 ]
 PROMPT = "Reply with a JSON value for this request: {}"
 
@@ -41,8 +69,9 @@ def _messages(schema) -> list[dict[str, str]]:
 def test_generate_returns_valid_json(smollm2, index, sampler) -> None:
     model, tokenizer = smollm2
     schema = SCHEMAS[index]
-    result = sg.generate(model, tokenizer, _messages(schema), schema=schema, sampler=sampler,
-                         max_new_tokens=96)
+    result = sg.generate(
+        model, tokenizer, _messages(schema), schema=schema, sampler=sampler, max_new_tokens=96
+    )
     assert result.complete, (result.reason, result.text)
     jsonschema.validate(result.value, schema)
     assert json.loads(result.text) == result.value
@@ -51,8 +80,12 @@ def test_generate_returns_valid_json(smollm2, index, sampler) -> None:
 def test_greedy_awrs_and_masked_agree_token_for_token(smollm2) -> None:
     model, tokenizer = smollm2
     schema = SCHEMAS[2]
-    a = sg.generate(model, tokenizer, _messages(schema), schema=schema, sampler="awrs", max_new_tokens=64)
-    b = sg.generate(model, tokenizer, _messages(schema), schema=schema, sampler="masked", max_new_tokens=64)
+    a = sg.generate(
+        model, tokenizer, _messages(schema), schema=schema, sampler="awrs", max_new_tokens=64
+    )
+    b = sg.generate(
+        model, tokenizer, _messages(schema), schema=schema, sampler="masked", max_new_tokens=64
+    )
     assert a.tokens == b.tokens
     assert a.stats.constraint_checks < a.stats.new_tokens * 50  # AWRS checks few tokens per step
     sampled = b.stats.new_tokens - b.stats.forced_tokens + (1 if b.reason == "eos" else 0)
@@ -63,8 +96,18 @@ def test_greedy_awrs_and_masked_agree_token_for_token(smollm2) -> None:
 def test_sampling_with_seed_is_reproducible_and_valid(smollm2) -> None:
     model, tokenizer = smollm2
     schema = SCHEMAS[0]
-    runs = [sg.generate(model, tokenizer, _messages(schema), schema=schema, temperature=1.0, seed=s,
-                        max_new_tokens=96) for s in (1, 1, 2)]
+    runs = [
+        sg.generate(
+            model,
+            tokenizer,
+            _messages(schema),
+            schema=schema,
+            temperature=1.0,
+            seed=s,
+            max_new_tokens=96,
+        )
+        for s in (1, 1, 2)
+    ]
     assert runs[0].tokens == runs[1].tokens
     for r in runs:
         if r.complete:
@@ -75,7 +118,9 @@ def test_sampling_with_seed_is_reproducible_and_valid(smollm2) -> None:
 
 def test_budget_exhaustion_is_reported_incomplete(smollm2) -> None:
     model, tokenizer = smollm2
-    result = sg.generate(model, tokenizer, _messages(SCHEMAS[2]), schema=SCHEMAS[2], max_new_tokens=3)
+    result = sg.generate(
+        model, tokenizer, _messages(SCHEMAS[2]), schema=SCHEMAS[2], max_new_tokens=3
+    )
     assert not result.complete and result.value is None and result.reason == "max_new_tokens"
     with pytest.raises(sg.ConstraintViolation, match="max_new_tokens"):
         sg.generate_json(model, tokenizer, _messages(SCHEMAS[2]), SCHEMAS[2], max_new_tokens=3)
@@ -84,8 +129,13 @@ def test_budget_exhaustion_is_reported_incomplete(smollm2) -> None:
 def test_regex_constraint(smollm2) -> None:
     model, tokenizer = smollm2
     pattern = r"\d{3}-\d{4}"
-    result = sg.generate(model, tokenizer, [{"role": "user", "content": "Give a phone number."}],
-                         regex=pattern, max_new_tokens=20)
+    result = sg.generate(
+        model,
+        tokenizer,
+        [{"role": "user", "content": "Give a phone number."}],
+        regex=pattern,
+        max_new_tokens=20,
+    )
     assert result.complete
     import re
 
@@ -95,27 +145,36 @@ def test_regex_constraint(smollm2) -> None:
 def _processor_run(model, tokenizer, compiled, **gen_kwargs):
     processor = sg.StructgenLogitsProcessor(compiled, tokenizer=tokenizer)
     prompts = gen_kwargs.pop("prompts")
-    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    texts = [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+        for p in prompts
+    ]
     tokenizer.padding_side = "left"
     enc = tokenizer(texts, return_tensors="pt", padding=True)
-    out = model.generate(**enc, logits_processor=[processor], pad_token_id=tokenizer.eos_token_id,
-                         **gen_kwargs)
-    return out[:, enc["input_ids"].shape[1]:]
+    out = model.generate(
+        **enc, logits_processor=[processor], pad_token_id=tokenizer.eos_token_id, **gen_kwargs
+    )
+    return out[:, enc["input_ids"].shape[1] :]
 
 
-@pytest.mark.parametrize("mode", [
-    dict(do_sample=False),
-    dict(do_sample=True, temperature=1.0, top_k=0),
-    dict(do_sample=False, num_beams=3),
-    dict(do_sample=True, num_return_sequences=2, top_k=0),
-])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        dict(do_sample=False),
+        dict(do_sample=True, temperature=1.0, top_k=0),
+        dict(do_sample=False, num_beams=3),
+        dict(do_sample=True, num_return_sequences=2, top_k=0),
+    ],
+)
 def test_processor_inside_model_generate(smollm2, mode) -> None:
     model, tokenizer = smollm2
     vocab = vocabulary_for(tokenizer, model)
     schema = SCHEMAS[0]
     compiled = sg.compile(sg.Grammar.from_json_schema(schema), vocab)
     torch.manual_seed(0)
-    rows = _processor_run(model, tokenizer, compiled, prompts=[_messages(schema)], max_new_tokens=60, **mode)
+    rows = _processor_run(
+        model, tokenizer, compiled, prompts=[_messages(schema)], max_new_tokens=60, **mode
+    )
     for row in rows.tolist():
         m = compiled.matcher()
         body = [t for t in row if t not in vocab.eos_token_ids]
@@ -128,8 +187,14 @@ def test_processor_batch_of_three_schemas(smollm2) -> None:
     model, tokenizer = smollm2
     vocab = vocabulary_for(tokenizer, model)
     compiled = [sg.compile(sg.Grammar.from_json_schema(s), vocab) for s in SCHEMAS[:3]]
-    rows = _processor_run(model, tokenizer, compiled, prompts=[_messages(s) for s in SCHEMAS[:3]],
-                          max_new_tokens=80, do_sample=False)
+    rows = _processor_run(
+        model,
+        tokenizer,
+        compiled,
+        prompts=[_messages(s) for s in SCHEMAS[:3]],
+        max_new_tokens=80,
+        do_sample=False,
+    )
     done = 0
     for schema, comp, row in zip(SCHEMAS[:3], compiled, rows.tolist(), strict=True):
         body = [t for t in row if t not in vocab.eos_token_ids]
@@ -166,13 +231,29 @@ def test_cli_generate_and_check(tmp_path, capsys) -> None:
 
     schema_file = tmp_path / "s.json"
     schema_file.write_text(json.dumps(SCHEMAS[0]))
-    assert main(["generate", "--schema", str(schema_file), "--prompt", "A city as JSON.",
-                 "--max-new-tokens", "60"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--schema",
+                str(schema_file),
+                "--prompt",
+                "A city as JSON.",
+                "--max-new-tokens",
+                "60",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     jsonschema.validate(json.loads(out), SCHEMAS[0])
     assert main(["check", "--schema", str(schema_file)]) == 0
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"type": "object", "properties": {"x": {"type": "string", "format": "hostnamez"}}}))
+    bad.write_text(
+        json.dumps(
+            {"type": "object", "properties": {"x": {"type": "string", "format": "hostnamez"}}}
+        )
+    )
     assert main(["check", "--schema", str(bad)]) != 0  # a keyword it cannot enforce: refused
     assert main(["generate", "--schema", str(tmp_path / "missing.json"), "--prompt", "x"]) == 2
     assert "error:" in capsys.readouterr().err

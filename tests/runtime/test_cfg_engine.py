@@ -13,19 +13,50 @@ from support import mask_bit, tokenize_random, walk
 import structgen as sg
 from structgen.grammar.ir import Grammar, Ref, Regex, Repeat, alt, lit, opt, seq
 
-EXTRA = [b'{"', b'":', b'","', b'"}', b"12", b"},", b"[1", b"],", b'["', b"+1", b"*(", b"))",
-         b"ab", b"ba", b"aab", b"()", b"(("]
+EXTRA = [
+    b'{"',
+    b'":',
+    b'","',
+    b'"}',
+    b"12",
+    b"},",
+    b"[1",
+    b"],",
+    b'["',
+    b"+1",
+    b"*(",
+    b"))",
+    b"ab",
+    b"ba",
+    b"aab",
+    b"()",
+    b"((",
+]
 VOCAB = sg.Vocabulary.byte_level(EXTRA)
 
 CASES = {
     "json": (
-        Grammar.from_rules({
-            "start": Ref("value"),
-            "value": alt(Ref("obj"), Ref("arr"), Regex(r'"[a-z]*"'), Regex(r"-?[0-9]+")),
-            "obj": seq(lit("{"), opt(seq(Regex(r'"[a-z]*"'), lit(":"), Ref("value"),
-                       Repeat(seq(lit(","), Regex(r'"[a-z]*"'), lit(":"), Ref("value"))))), lit("}")),
-            "arr": seq(lit("["), opt(seq(Ref("value"), Repeat(seq(lit(","), Ref("value"))))), lit("]")),
-        }),
+        Grammar.from_rules(
+            {
+                "start": Ref("value"),
+                "value": alt(Ref("obj"), Ref("arr"), Regex(r'"[a-z]*"'), Regex(r"-?[0-9]+")),
+                "obj": seq(
+                    lit("{"),
+                    opt(
+                        seq(
+                            Regex(r'"[a-z]*"'),
+                            lit(":"),
+                            Ref("value"),
+                            Repeat(seq(lit(","), Regex(r'"[a-z]*"'), lit(":"), Ref("value"))),
+                        )
+                    ),
+                    lit("}"),
+                ),
+                "arr": seq(
+                    lit("["), opt(seq(Ref("value"), Repeat(seq(lit(","), Ref("value"))))), lit("]")
+                ),
+            }
+        ),
         r"""
         start: value
         value: obj | arr | /"[a-z]*"/ | /-?[0-9]+/
@@ -35,12 +66,14 @@ CASES = {
         '{}[]",:abz019-',
     ),
     "left_recursive_arith": (
-        Grammar.from_rules({
-            "start": Ref("expr"),
-            "expr": alt(seq(Ref("expr"), Regex("[+-]"), Ref("term")), Ref("term")),
-            "term": alt(seq(Ref("term"), lit("*"), Ref("atom")), Ref("atom")),
-            "atom": alt(Regex("[0-9]+"), seq(lit("("), Ref("expr"), lit(")"))),
-        }),
+        Grammar.from_rules(
+            {
+                "start": Ref("expr"),
+                "expr": alt(seq(Ref("expr"), Regex("[+-]"), Ref("term")), Ref("term")),
+                "term": alt(seq(Ref("term"), lit("*"), Ref("atom")), Ref("atom")),
+                "atom": alt(Regex("[0-9]+"), seq(lit("("), Ref("expr"), lit(")"))),
+            }
+        ),
         r"""
         start: expr
         expr: expr /[+-]/ term | term
@@ -50,10 +83,12 @@ CASES = {
         "0123+-*()",
     ),
     "ambiguous_nullable": (
-        Grammar.from_rules({
-            "start": Ref("s"),
-            "s": alt(seq(Ref("s"), Ref("s")), seq(lit("a"), Ref("s"), lit("b")), lit("")),
-        }),
+        Grammar.from_rules(
+            {
+                "start": Ref("s"),
+                "s": alt(seq(Ref("s"), Ref("s")), seq(lit("a"), Ref("s"), lit("b")), lit("")),
+            }
+        ),
         """
         start: s
         s: s s | "a" s "b" |
@@ -61,8 +96,14 @@ CASES = {
         "ab",
     ),
     "adjacent_terminals": (  # lexeme boundaries are ambiguous: a+ a+ b
-        Grammar.from_rules({"start": Ref("x"), "x": alt(seq(Regex("a+"), Regex("a+"), lit("b")),
-                                                          seq(lit("("), Ref("x"), lit(")")))}),
+        Grammar.from_rules(
+            {
+                "start": Ref("x"),
+                "x": alt(
+                    seq(Regex("a+"), Regex("a+"), lit("b")), seq(lit("("), Ref("x"), lit(")"))
+                ),
+            }
+        ),
         """
         start: x
         x: /a+/ /a+/ "b" | "(" x ")"

@@ -18,8 +18,24 @@ NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 OBJECT = r'\{"a": ' + NUMBER + r', "b": ' + STRING + r"\}"
 
-EXTRA = [b'{"', b'":', b'", "', b'"}', b"12", b"3.", b" \"", b"\\u", b"\xc3", b"\xa9x", b"a\"",
-         "é".encode(), "😀".encode()[:2], "😀".encode()[2:], b"e+", b', "b": "']
+EXTRA = [
+    b'{"',
+    b'":',
+    b'", "',
+    b'"}',
+    b"12",
+    b"3.",
+    b' "',
+    b"\\u",
+    b"\xc3",
+    b"\xa9x",
+    b'a"',
+    "é".encode(),
+    "😀".encode()[:2],
+    "😀".encode()[2:],
+    b"e+",
+    b', "b": "',
+]
 VOCAB = sg.Vocabulary.byte_level(EXTRA)
 
 
@@ -75,7 +91,8 @@ def test_mask_equals_brute_force_on_random_prefixes() -> None:
 
 def test_exact_mask_on_hand_built_vocabulary() -> None:
     vocab = sg.Vocabulary.from_token_bytes(
-        [b"a", b"b", b"ab", b"ba", b"abc", b"c", b"", b"<s>"], eos_token_ids=[6],
+        [b"a", b"b", b"ab", b"ba", b"abc", b"c", b"", b"<s>"],
+        eos_token_ids=[6],
         special_token_ids=[7],
     )
     m = sg.compile(sg.Grammar.from_regex("(ab)+c?"), vocab).matcher()

@@ -60,10 +60,16 @@ def test_schema_instances_on_real_vocabulary(vocab, smollm2_tokenizer, schema) -
     validator = jsonschema.Draft202012Validator(schema)
     rng = random.Random(1)
     instances = [
-        {"name": "Zoë", "age": 42}, {"name": "A\"b\\c", "age": 0, "tags": ["x", "中文"]},
-        {"name": "Bo", "age": 131}, {"name": "Bo"}, {"name": "toolongnameXYZ", "age": 1},
-        {"name": "Bo", "age": 3, "ok": True, "tags": []}, [1, {"a": [None, 2.5]}, "s"], [1, 2, 3, 4, 5],
-        [], {"age": 3, "name": "Bo"},
+        {"name": "Zoë", "age": 42},
+        {"name": 'A"b\\c', "age": 0, "tags": ["x", "中文"]},
+        {"name": "Bo", "age": 131},
+        {"name": "Bo"},
+        {"name": "toolongnameXYZ", "age": 1},
+        {"name": "Bo", "age": 3, "ok": True, "tags": []},
+        [1, {"a": [None, 2.5]}, "s"],
+        [1, 2, 3, 4, 5],
+        [],
+        {"age": 3, "name": "Bo"},
     ]
     for value in instances:
         text = json.dumps(value)

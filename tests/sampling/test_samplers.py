@@ -39,8 +39,15 @@ def exact_masked(matcher: sg.Matcher, params: SamplingParams) -> tuple[list[floa
 
 @pytest.mark.parametrize("prefix", [[], [3], [3, 0]])  # "", "ab" (EOS allowed), "aba"
 @pytest.mark.parametrize("sampler_cls", [sg.AWRS, sg.Masked])
-@pytest.mark.parametrize("params", [SamplingParams(), SamplingParams(temperature=0.7),
-                                    SamplingParams(top_k=7), SamplingParams(top_p=0.9)])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(),
+        SamplingParams(temperature=0.7),
+        SamplingParams(top_k=7),
+        SamplingParams(top_p=0.9),
+    ],
+)
 def test_samples_follow_the_masked_distribution(prefix, sampler_cls, params) -> None:
     matcher = COMPILED.matcher()
     assert matcher.consume_tokens(prefix) == len(prefix)
