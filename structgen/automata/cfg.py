@@ -12,11 +12,12 @@ productions are removed, so every item the parser keeps can still be completed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder
 from structgen.errors import IncompatibleVocabulary, InvalidGrammar
-from structgen.grammar.ir import EMPTY, Alt, Expr, Grammar, Ref, Repeat, Seq
+from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Repeat, Seq
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Bnf:
     terminals: list[ByteDFA] = field(default_factory=list)
     nullable: frozenset[int] = frozenset()
     by_lhs: list[tuple[int, ...]] = field(default_factory=list)
+    predicates: dict[int, Any] = field(default_factory=dict)  # nonterminal -> semantic check
 
     @property
     def start_production(self) -> int:
@@ -58,7 +60,7 @@ def recursive_rules(grammar: Grammar) -> set[str]:
                 out.append(e.name)
             elif isinstance(e, (Seq, Alt)):
                 stack.extend(e.items)
-            elif isinstance(e, Repeat):
+            elif isinstance(e, (Repeat, Check)):
                 stack.append(e.item)
         edges[name] = out
     index: dict[str, int] = {}
@@ -112,6 +114,7 @@ class _Lowering:
         self.max_dfa = max_dfa
         self.bnf = Bnf()
         self.nt_of_rule: dict[str, int] = {}
+        self.check_nt: dict[Check, int] = {}
         self.term_of_expr: dict[Expr, int] = {}
         self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
         self.names: list[str] = ["<start>"]
@@ -130,6 +133,8 @@ class _Lowering:
             return all(self.is_regular(e) for e in expr.items)
         if isinstance(expr, Repeat):
             return self.is_regular(expr.item)
+        if isinstance(expr, Check):
+            return False
         return True
 
     def new_nt(self, name: str) -> int:
@@ -187,6 +192,15 @@ class _Lowering:
         """One symbol standing for a non-regular ``expr``."""
         if isinstance(expr, Ref):
             return self.rule_nt(expr.name)
+        if isinstance(expr, Check):
+            nt = self.check_nt.get(expr)
+            if nt is None:
+                nt = self.new_nt(f"{ctx}/check")
+                self.check_nt[expr] = nt
+                self.bnf.predicates[nt] = expr.predicate
+                for rhs in self.alternatives(expr.item, ctx):
+                    self.prods.append((nt, rhs))
+            return nt
         if isinstance(expr, Alt):
             nt = self.new_nt(f"{ctx}/alt")
             for item in expr.items:
@@ -252,6 +266,8 @@ def _finish(bnf: Bnf, prods: list[tuple[int, tuple[int, ...]]], names: list[str]
             if lhs not in nullable and all(
                 (s >= 0 and s in nullable) or (s < 0 and term_nullable[~s]) for s in rhs
             ):
+                if lhs in bnf.predicates and not bnf.predicates[lhs](b""):
+                    continue  # a check rejecting the empty string keeps its symbol non-nullable
                 nullable.add(lhs)
                 changed = True
     by_lhs: list[list[int]] = [[] for _ in names]

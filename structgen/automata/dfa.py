@@ -182,14 +182,18 @@ def _trim_and_minimize(trans: np.ndarray, labels: list[frozenset[int]], initial:
         ],
         dtype=np.int64,
     )
+    num_blocks = int(block.max()) + 1
     while True:
-        sig = np.concatenate([block[:, None], block[table]], axis=1)
-        _, new_block = np.unique(sig, axis=0, return_inverse=True)
-        new_block = new_block.reshape(-1)
-        if new_block.max() == block.max():
-            block = new_block
-            break
+        # exact refinement: rows keyed by tuples (np.unique(axis=0) is ~10x slower here)
+        sig = np.concatenate([block[:, None], block[table]], axis=1).tolist()
+        ids: dict[tuple[int, ...], int] = {}
+        new_block = np.fromiter(
+            (ids.setdefault(tuple(row), len(ids)) for row in sig), dtype=np.int64, count=n + 1
+        )
         block = new_block
+        if len(ids) == num_blocks:
+            break
+        num_blocks = len(ids)
     # renumber blocks: live blocks first in order of first appearance from BFS, dead last
     dead_block = int(block[n])
     init_block = int(block[initial]) if alive[initial] else dead_block

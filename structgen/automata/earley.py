@@ -27,9 +27,10 @@ Scan = tuple[int, int, int]  # (terminal, dfa state, start position)
 class EarleySet:
     """One chart position. Immutable once built."""
 
-    __slots__ = ("items", "waiting", "scans", "accepting")
+    __slots__ = ("items", "waiting", "scans", "accepting", "byte")
 
-    def __init__(self) -> None:
+    def __init__(self, byte: int | None = -1) -> None:
+        self.byte = byte  # the byte that led here; None while unknown (mask shortcuts)
         self.items: set[Item] = set()
         self.waiting: dict[int, list[Item]] = {}
         self.scans: list[Scan] = []
@@ -47,6 +48,10 @@ class ChartState:
     def last(self) -> EarleySet:
         """The set at the current position."""
         return self.sets[self.length - 1]
+
+
+class NeedsBytes(Exception):
+    """A semantic check must run, but the bytes of its span are not known (mask shortcut)."""
 
 
 class EarleyParser:
@@ -81,6 +86,8 @@ class EarleyParser:
         """Predict and complete at position ``pos`` (``sets`` holds positions < pos)."""
         rhs_of, lhs_of, by_lhs = self.rhs, self.lhs, self.bnf.by_lhs
         nullable = self.bnf.nullable
+        predicates = self.bnf.predicates
+        verdicts: dict[tuple[int, int], bool] = {}
         for item in agenda:
             s.items.add(item)
         scan_seen = {(t, q, j) for t, q, j in s.scans}
@@ -93,6 +100,13 @@ class EarleyParser:
                     s.accepting = True
                     continue
                 lhs = lhs_of[p]
+                if lhs in predicates:
+                    verdict = verdicts.get((lhs, o))
+                    if verdict is None:
+                        verdict = bool(predicates[lhs](self._span(sets, s, o, pos)))
+                        verdicts[(lhs, o)] = verdict
+                    if not verdict:
+                        continue
                 source = s if o == pos else sets[o]
                 for p2, d2, o2 in list(source.waiting.get(lhs, ())):
                     self._add(s, (p2, d2 + 1, o2), agenda)
@@ -113,11 +127,21 @@ class EarleyParser:
                 if self.term_nullable[t]:
                     self._add(s, (p, d + 1, o), agenda)
 
+    @staticmethod
+    def _span(sets: list[EarleySet], s: EarleySet, o: int, pos: int) -> bytes:
+        """The bytes between positions ``o`` and ``pos`` (``s`` is the set at ``pos``)."""
+        if o == pos:
+            return b""
+        found = [sets[k].byte for k in range(o + 1, pos)] + [s.byte]
+        if any(b is None for b in found):
+            raise NeedsBytes
+        return bytes(found)  # type: ignore[arg-type]
+
     def step(self, sets: list[EarleySet], byte: int) -> EarleySet | None:
         """The set after ``byte`` from ``sets[-1]`` (all positions in ``sets``); None if dead."""
         cur = sets[-1]
         pos = len(sets)
-        nxt = EarleySet()
+        nxt = EarleySet(byte)
         agenda: list[Item] = []
         for t, q, j in cur.scans:
             q2 = self.rows[t][q][byte]
@@ -163,7 +187,7 @@ class EarleyParser:
         """
         t, _, j = scan
         sets = state.sets[: state.length]
-        nxt = EarleySet()
+        nxt = EarleySet(None)  # the terminal's bytes are abstracted away: checks raise NeedsBytes
         agenda = [(p, d + 1, o) for p, d, o in sets[j].waiting.get(~t, ())]
         self._closure(sets, len(sets), nxt, agenda)
         if not nxt.scans and not nxt.accepting:
@@ -191,4 +215,4 @@ class _Concat:
         return self.base[i] if i < self.n else self.local[i - self.n]
 
 
-__all__ = ["ChartState", "EarleyParser", "EarleySet"]
+__all__ = ["ChartState", "EarleyParser", "EarleySet", "NeedsBytes"]

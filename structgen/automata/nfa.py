@@ -22,7 +22,7 @@ from structgen.automata.utf8 import (
     utf8_sequences,
 )
 from structgen.errors import InvalidGrammar, LimitExceeded, UnsupportedFeature
-from structgen.grammar.ir import Alt, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.ir import Alt, Check, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
 
 DEFAULT_MAX_NFA_STATES = 2_000_000
 
@@ -144,6 +144,12 @@ class NfaBuilder:
             return self._build_repeat(expr)
         if isinstance(expr, Ref):
             return self._build_ref(expr)
+        if isinstance(expr, Check):
+            raise UnsupportedFeature(
+                "a semantic check cannot be part of a regular automaton",
+                keyword=expr.predicate.describe(),
+                hint="grammars with checks compile with the CFG engine",
+            )
         raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
 
     def _build_regex(self, expr: Regex) -> tuple[int, int]:
@@ -214,7 +220,7 @@ def grammar_to_nfa(
 
 
 def is_recursive(grammar: Grammar) -> bool:
-    """Whether any rule reaches itself through references."""
+    """Whether the grammar needs the CFG engine: a rule reaches itself, or a check is used."""
     rules = grammar.rule_map
     refs: dict[str, set[str]] = {name: set() for name in rules}
 
@@ -227,6 +233,17 @@ def is_recursive(grammar: Grammar) -> bool:
         elif isinstance(expr, Repeat):
             collect(expr.item, into)
 
+    def has_check(expr: Expr) -> bool:
+        if isinstance(expr, Check):
+            return True
+        if isinstance(expr, (Seq, Alt)):
+            return any(has_check(e) for e in expr.items)
+        if isinstance(expr, Repeat):
+            return has_check(expr.item)
+        return False
+
+    if any(has_check(expr) for _, expr in grammar.rules):
+        return True  # checks need the CFG engine, like recursion
     for name, expr in rules.items():
         collect(expr, refs[name])
     state: dict[str, int] = {}

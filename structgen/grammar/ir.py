@@ -10,6 +10,7 @@ Expressions:
     ``Alt(items)``             alternation
     ``Repeat(item, min, max)`` bounded (or, with ``max=None``, unbounded) repetition
     ``Ref(name)``              a reference to a rule (recursion allowed in the IR)
+    ``Check(item, predicate)`` ``item`` restricted by a semantic predicate on its bytes
 """
 
 from __future__ import annotations
@@ -71,7 +72,22 @@ class Ref:
     name: str
 
 
-Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref]  # noqa: UP007 - a runtime alias, kept explicit
+@dataclass(frozen=True, slots=True)
+class Check:
+    """``item``, restricted to the strings ``predicate`` accepts.
+
+    The predicate sees the complete bytes ``item`` matched and is evaluated when ``item``
+    completes, so the token that would complete a failing value is rejected. It must be a frozen,
+    hashable, picklable object with ``__call__(data: bytes) -> bool`` and a ``describe() -> str``.
+    Used for what a context-free grammar cannot express (``uniqueItems``, ``not``, ...).
+    Prefixes are not guaranteed to be completable: a check rejects at completion only.
+    """
+
+    item: Expr
+    predicate: Any
+
+
+Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref, Check]  # noqa: UP007 - a runtime alias
 
 EMPTY: Expr = Lit(b"")
 
@@ -217,6 +233,7 @@ class Grammar:
 __all__ = [
     "EMPTY",
     "Alt",
+    "Check",
     "Expr",
     "Grammar",
     "KeywordStatus",

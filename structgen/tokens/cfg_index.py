@@ -63,7 +63,7 @@ class CfgTokenIndex:
         self._trie: TokenTrie | None = None
         self._extras: _TrieExtras | None = None
         self._node_class: list[np.ndarray] | None = None
-        self._walks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._walks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._initial = self.parser.initial_state()
         self._single_bytes = self._all_single_bytes(vocab)
@@ -159,18 +159,60 @@ class CfgTokenIndex:
         return acc
 
     def _collect(self, state: ChartState, node: int, acc: np.ndarray) -> None:
+        checked = bool(self.bnf.predicates)
+        local = np.zeros_like(acc) if checked else acc
+        sink_nodes: list[np.ndarray] = []
         for scan in state.last.scans:
             t, q, _ = scan
-            mask, mids = self._walk(t, q, node)
-            np.bitwise_or(acc, mask, out=acc)
+            mask, mids, sinks = self._walk(t, q, node)
+            np.bitwise_or(local, mask, out=local)
+            if checked and sinks.size:
+                sink_nodes.append(sinks)
             if mids.size:
+                if checked:  # semantic checks need the real bytes: advance exactly per node
+                    for mid in mids.tolist():
+                        exact = self.parser.advance(state, self._node_bytes(node, mid))
+                        if exact is not None:
+                            self._collect(exact, mid, local)
+                    continue
                 after = self.parser.complete_terminal(state, scan)
                 if after is None:
                     continue
                 for mid in mids.tolist():
                     self._collect(after, mid, acc)
+        if checked:
+            # Tokens that end where a terminal ends with nothing after it survive only if the
+            # completion passes the semantic checks: verify those exactly.
+            if sink_nodes:
+                self._drop_failing_sinks(state, node, np.unique(np.concatenate(sink_nodes)), local)
+            np.bitwise_or(acc, local, out=acc)
 
-    def _walk(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray]:
+    def _drop_failing_sinks(
+        self, state: ChartState, node: int, sinks: np.ndarray, local: np.ndarray
+    ) -> None:
+        ex = self._extras
+        assert ex is not None
+        unsigned = local.view(np.uint32)
+        for sink in sinks.tolist():
+            if self.parser.advance(state, self._node_bytes(node, sink)) is not None:
+                continue
+            lo = int(np.searchsorted(ex.tok_nodes, sink, "left"))
+            hi = int(np.searchsorted(ex.tok_nodes, sink, "right"))
+            for tid in ex.tok_sorted[lo:hi].tolist():
+                unsigned[tid >> 5] &= np.uint32(~(1 << (tid & 31)) & 0xFFFFFFFF)
+
+    def _node_bytes(self, ancestor: int, node: int) -> bytes:
+        """The bytes on the trie path from ``ancestor`` down to ``node``."""
+        trie = self.trie
+        out = bytearray()
+        while node != ancestor:
+            out.append(int(trie.byte[node]))
+            node = int(trie.parent[node])
+        return bytes(reversed(out))
+
+    def _walk(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(allowed-token bitmask, mid nodes, sink nodes) of terminal ``t`` from state ``q`` below
+        ``node``. Sink nodes: token ends where the terminal accepts with no way to continue."""
         key = (t, q, node)
         hit = self._walks.get(key)
         if hit is not None:
@@ -182,7 +224,9 @@ class CfgTokenIndex:
             self._walks[key] = result
         return result
 
-    def _walk_uncached(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray]:
+    def _walk_uncached(
+        self, t: int, q: int, node: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         trie = self.trie
         if self._extras is None:
             self._extras = _TrieExtras(trie)
@@ -198,6 +242,8 @@ class CfgTokenIndex:
         cur_states = np.array([q], dtype=np.int32)
         live_nodes: list[np.ndarray] = []
         mids: list[np.ndarray] = []
+        sinks: list[np.ndarray] = []
+        has_out = self._has_out(t)
         for lo, hi in trie.levels[int(ex.depth[node]) :]:
             parents = trie.parent[lo:hi]
             a = int(np.searchsorted(parents, cur_lo, "left"))
@@ -213,6 +259,9 @@ class CfgTokenIndex:
             mid = accepting[states] & ex.has_children[lo + a : lo + b]
             if mid.any():
                 mids.append(nodes[mid])
+            sink = accepting[states] & ~has_out[states]
+            if sink.any():
+                sinks.append(nodes[sink])
             cur_lo, cur_hi, cur_states = lo + a, lo + b, states
         allowed = np.zeros(self.vocab.vocab_size, dtype=bool)
         if live_nodes:
@@ -227,7 +276,17 @@ class CfgTokenIndex:
         mask = pack_bool_mask(allowed)
         mask.setflags(write=False)
         mid_nodes = np.concatenate(mids) if mids else np.zeros(0, dtype=np.int64)
-        return mask, mid_nodes
+        sink_nodes = np.concatenate(sinks) if sinks else np.zeros(0, dtype=np.int64)
+        return mask, mid_nodes, sink_nodes
+
+    def _has_out(self, t: int) -> np.ndarray:
+        cached = self.__dict__.setdefault("_has_out_cache", {})
+        arr = cached.get(t)
+        if arr is None:
+            dfa = self.bnf.terminals[t]
+            arr = (dfa.trans != dfa.dead).any(axis=1)
+            cached[t] = arr
+        return arr
 
 
 __all__ = ["CfgTokenIndex"]
