@@ -54,7 +54,8 @@ class GenerationResult:
 
     Attributes:
         text: the generated text (without EOS).
-        tokens: generated token ids (without EOS).
+        tokens: generated token ids (without EOS); with token healing, the first ones re-cover
+            the bytes of the removed prompt token.
         complete: True iff the output is a complete string of the grammar.
         value: the parsed JSON value (schemas only, and only when complete), else None.
         reason: why generation stopped (``eos``, ``grammar_complete``, ``max_new_tokens``).
@@ -180,6 +181,7 @@ def generate(
     seed: int | None = None,
     schema_options: dict[str, Any] | None = None,
     fast_forward: bool = True,
+    token_healing: bool = False,
 ) -> GenerationResult:
     """Generate text that conforms to a schema, grammar or regex.
 
@@ -200,6 +202,10 @@ def generate(
         schema_options: options for ``Grammar.from_json_schema``.
         fast_forward: append the tokens the grammar forces (``Matcher.compute_ff_tokens``)
             without sampling; they join the next forward pass.
+        token_healing: remove the prompt's last token (unless it is special) and require the
+            output to start with its bytes, so the model may pick a token that crosses the prompt
+            boundary (e.g. ``' "'`` after a prompt ending in a space). The healed bytes are not
+            part of ``.text``.
 
     Returns:
         A ``GenerationResult``; ``.value`` holds the parsed JSON for schemas.
@@ -212,12 +218,17 @@ def generate(
     compiled = resolve_constraint(
         vocab, schema=schema, grammar=grammar, regex=regex, schema_options=schema_options
     )
+    ids = prompt_ids(tokenizer, prompt)
+    healed = b""
+    if token_healing and ids and ids[-1] not in vocab.special_token_ids:
+        healed = vocab.token_bytes[ids[-1]]
+        ids = ids[:-1]
+        compiled = compile(_prefixed(compiled.grammar, healed), vocab)
     stats.compile_s = time.perf_counter() - t0
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
     chooser = make_sampler(sampler, params)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     matcher = compiled.matcher()
-    ids = prompt_ids(tokenizer, prompt)
     stats.prompt_tokens = len(ids)
     device = next(model.parameters()).device
     tokens: list[int] = []
@@ -269,7 +280,7 @@ def generate(
     if hasattr(chooser, "stats"):
         stats.constraint_checks = chooser.stats.checks - base_checks
         stats.full_masks = chooser.stats.full_masks - base_masks
-    data = vocab.decode(tokens)
+    data = vocab.decode(tokens)[len(healed) :]
     text = data.decode("utf-8", errors="replace")
     complete = reason != "max_new_tokens" and matcher.is_accepting()
     value = None
@@ -282,6 +293,15 @@ def generate(
     return GenerationResult(
         text=text, tokens=tokens, complete=complete, value=value, reason=reason, stats=stats
     )
+
+
+def _prefixed(grammar: Grammar, prefix: bytes) -> Grammar:
+    """``grammar`` with every sentence preceded by ``prefix`` (for token healing)."""
+    from structgen.grammar.ir import Lit, Ref, seq
+
+    name = "__healed_start__"
+    rules = (*grammar.rules, (name, seq(Lit(prefix), Ref(grammar.start))))
+    return Grammar(start=name, rules=rules, report=grammar.report, notes=grammar.notes)
 
 
 def _jsonschema_problem(schema: Any, value: Any) -> str | None:

@@ -257,3 +257,20 @@ def test_cli_generate_and_check(tmp_path, capsys) -> None:
     assert main(["check", "--schema", str(bad)]) != 0  # a keyword it cannot enforce: refused
     assert main(["generate", "--schema", str(tmp_path / "missing.json"), "--prompt", "x"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_token_healing_recovers_the_prompt_boundary(smollm2) -> None:
+    model, tokenizer = smollm2
+    vocab = vocabulary_for(tokenizer, model)
+    prompt = 'A JSON object with a name: {"name": "'  # ends mid-structure, on a quote token
+    pattern = r'[A-Z][a-z]{1,10}"\}'
+    plain = sg.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=16)
+    healed = sg.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=16, token_healing=True)
+    import re
+
+    for result in (plain, healed):
+        assert result.complete and re.fullmatch(pattern, result.text), result.text
+    last = tokenizer(prompt)["input_ids"][-1]
+    removed = vocab.token_bytes[last]
+    assert vocab.decode(healed.tokens).startswith(removed)
+    assert healed.stats.prompt_tokens == plain.stats.prompt_tokens - 1
