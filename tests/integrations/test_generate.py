@@ -265,7 +265,9 @@ def test_token_healing_recovers_the_prompt_boundary(smollm2) -> None:
     prompt = 'A JSON object with a name: {"name": "'  # ends mid-structure, on a quote token
     pattern = r'[A-Z][a-z]{1,10}"\}'
     plain = sg.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=16)
-    healed = sg.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=16, token_healing=True)
+    healed = sg.generate(
+        model, tokenizer, prompt, regex=pattern, max_new_tokens=16, token_healing=True
+    )
     import re
 
     for result in (plain, healed):
