@@ -1,0 +1,86 @@
+"""Semantic checks for JSON Schema keywords a context-free grammar cannot express.
+
+``JsonSchemaCheck(root, pointer)`` is a ``Check`` predicate: it parses the completed JSON value and
+validates it with ``jsonschema`` against the subschema at ``pointer`` (``$ref`` resolved against
+the root, formats asserted). It is exact by construction: the grammar over-approximates the
+value's language, and the check removes exactly the values the validator rejects. Used for
+``uniqueItems``, ``multipleOf`` on numbers, ``not``, ``if``/``then``/``else``,
+``dependentRequired``/``dependentSchemas``, ``oneOf`` exclusivity, ``contains`` counts,
+unanchored ``pattern`` and ``format`` validity.
+
+Deliberate simplification: the whole subschema is re-validated at completion (not only the
+keywords the grammar missed); values are small, so this costs microseconds to a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+_VALIDATORS: dict[tuple[str, str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _resolve_pointer(root: Any, pointer: str) -> Any:
+    node = root
+    if pointer in ("", "#"):
+        return node
+    for part in pointer.lstrip("#").lstrip("/").split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+@dataclass(frozen=True)
+class JsonSchemaCheck:
+    """Accept a JSON text iff it is valid under the subschema at ``pointer`` of ``root``.
+
+    Args:
+        root: the root schema as canonical JSON text (hashable, picklable).
+        pointer: JSON pointer of the subschema, e.g. ``#/properties/tags``.
+        keywords: the keywords this check enforces (for reports).
+        draft: ``$schema`` URI to pick the validator when the root has none.
+    """
+
+    root: str
+    pointer: str
+    keywords: tuple[str, ...] = ()
+    draft: str = ""
+
+    def _validator(self) -> Any:
+        key = (self.root, self.pointer, self.draft)
+        validator = _VALIDATORS.get(key)
+        if validator is None:
+            root = json.loads(self.root)
+            default = jsonschema.Draft202012Validator
+            if self.draft:
+                default = jsonschema.validators.validator_for({"$schema": self.draft}, default)
+            cls = jsonschema.validators.validator_for(root, default=default)
+            base = cls(root, format_checker=cls.FORMAT_CHECKER)
+            validator = base.evolve(schema=_resolve_pointer(root, self.pointer))
+            with _LOCK:
+                _VALIDATORS[key] = validator
+        return validator
+
+    def __call__(self, data: bytes) -> bool:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return False
+        return bool(self._validator().is_valid(value))
+
+    def describe(self) -> str:
+        """Which keywords at which pointer this check enforces."""
+        return f"{', '.join(self.keywords) or 'schema'} at {self.pointer}"
+
+
+def canonical(schema: Any) -> str:
+    """Canonical JSON text of a schema (stable key order) for ``JsonSchemaCheck.root``."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+__all__ = ["JsonSchemaCheck", "canonical"]
