@@ -73,7 +73,11 @@ def lark_grammar(text: str, start: str = "start") -> Grammar:
     bodies = _lower_rules(start, rules, lowered, [str(name) for name in ignore], source)
     if ignore:
         shown = [t.pattern.raw or str(t.name) for t in terminals if t.name in ignore]
-        notes.append(f"%ignore {', '.join(shown)}: allowed between any two symbols")
+        notes.append(
+            f"%ignore {', '.join(shown)}: allowed between any two symbols; approximation: any "
+            "match of an ignored terminal is skipped, where lark skips only the longest one (an "
+            "ignored line comment may end early), see docs/lark_subset.md"
+        )
     order = [start] + [name for name in bodies if name != start]
     return Grammar(
         start=start,
