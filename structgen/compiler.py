@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from structgen.automata.cfg import grammar_to_bnf
-from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
+from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES
+from structgen.automata.lazy_dfa import LazyByteDFA
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
 from structgen.errors import ConfigurationError, IncompatibleVocabulary
 from structgen.grammar.ir import Grammar, KeywordStatus
@@ -145,33 +146,30 @@ def _compile_uncached(
         bnf = grammar_to_bnf(grammar, limits.max_nfa_states, limits.max_dfa_states)
         return CompiledGrammar(grammar, vocab, CfgTokenIndex(bnf, vocab))
     nfa, start = grammar_to_nfa(grammar, max_states=limits.max_nfa_states)
-    dfa = determinize(nfa, start, max_states=limits.max_dfa_states)
+    dfa = LazyByteDFA(nfa, start, max_states=limits.max_dfa_states)
     index = DfaTokenIndex(dfa, vocab)
     _check_vocabulary(dfa, index, vocab)
     return CompiledGrammar(grammar, vocab, index)
 
 
-def _check_vocabulary(dfa: ByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
+def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
     """Prove that every state reachable at a token boundary can be continued by some token.
 
-    Fast path: every live, non-accepting state has a live transition on a byte that is itself a
-    token (true for byte-level BPE, SentencePiece with byte fallback and tiktoken vocabularies).
-    Otherwise, walk the token-level state graph exactly.
+    Fast path: the NFA is trimmed, so every live DFA state is accepting or has a live byte; if
+    every byte is itself a token (byte-level BPE, SentencePiece with byte fallback, tiktoken),
+    some token continues every state. Otherwise, walk the token-level state graph exactly.
     """
-    if dfa.num_states == 0:
+    if dfa.initial == dfa.dead:
         raise IncompatibleVocabulary(
             "the grammar's language is empty", hint="check the grammar or schema"
         )
-    single = np.zeros(256, dtype=bool)
-    for tid, data in enumerate(vocab.token_bytes):
-        if len(data) == 1 and tid not in vocab.special_token_ids:
-            single[data[0]] = True
-    live_by_byte = dfa.trans[:, dfa.byte_class.astype(np.int64)] != dfa.dead  # [n+1, 256]
-    ok = (live_by_byte[:, single]).any(axis=1) | dfa.accepting
-    if ok[:-1].all():
+    single = {
+        data[0]
+        for tid, data in enumerate(vocab.token_bytes)
+        if len(data) == 1 and tid not in vocab.special_token_ids
+    }
+    if len(single) == 256:
         return
-    # Slow path (vocabularies without every single byte): explore the states reachable at token
-    # boundaries, which are the only states a matcher can be in.
     seen = {dfa.initial}
     frontier = [dfa.initial]
     while frontier:
@@ -179,7 +177,7 @@ def _check_vocabulary(dfa: ByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> 
         ends = index.token_end_states(state)
         live_ends = ends[ends != dfa.dead]
         if live_ends.size == 0 and not dfa.accepting[state]:
-            missing = sorted(np.flatnonzero(live_by_byte[state]).tolist())
+            missing = [b for b, t in enumerate(dfa.row(state)) if t != dfa.dead]
             raise IncompatibleVocabulary(
                 f"after some token sequence the grammar can only continue with bytes "
                 f"{bytes(missing[:16])!r}, and no token of {vocab.name} fits there",

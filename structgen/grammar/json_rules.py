@@ -129,6 +129,7 @@ def finish_rules(
     Raises:
         InvalidSchema: the schema accepts nothing, or has a ``$ref`` cycle consuming no input.
     """
+    _check_progress(rules, pointers, _reachable(rules, start))
     known: set[str] = set()
     changed = True
     while changed:
@@ -141,19 +142,34 @@ def finish_rules(
         where, why = unsatisfiable
         raise InvalidSchema(f"unsatisfiable schema: {why}", location=where)
     memo: dict[int, Expr | None] = {}
-    pruned = {name: _prune(expr, known, memo) for name, expr in rules.items() if name in known}
+    pruned: dict[str, Expr] = {}
+    for name, expr in rules.items():
+        if name in known:
+            pruned[name] = _prune(expr, known, memo)  # type: ignore[assignment]
+    reachable = _reachable(pruned, start)
+    return [(name, pruned[name]) for name in rules if name in reachable]
+
+
+def _reachable(rules: Mapping[str, Expr], start: str) -> set[str]:
     reachable, todo = {start}, [start]
     while todo:
-        for nxt in _refs(pruned[todo.pop()], set(), set()):  # type: ignore[arg-type]
-            if nxt not in reachable:
+        for nxt in _refs(rules[todo.pop()], set(), set()):
+            if nxt not in reachable and nxt in rules:
                 reachable.add(nxt)
                 todo.append(nxt)
-    leading = {name: _leading_refs(pruned[name], set(), set()) for name in reachable}  # type: ignore[arg-type]
+    return reachable
+
+
+def _check_progress(
+    rules: Mapping[str, Expr], pointers: Mapping[str, str], names: set[str]
+) -> None:
+    """Raise if a rule can reach itself without consuming input."""
+    leading = {name: _leading_refs(rules[name], set(), set()) for name in names}
     state: dict[str, int] = {}
 
     def visit(name: str) -> None:
         state[name] = 1
-        for nxt in leading[name]:
+        for nxt in leading.get(name, ()):
             if state.get(nxt) == 1:
                 raise InvalidSchema(
                     "a $ref cycle consumes no input (a validator would recurse forever)",
@@ -164,10 +180,9 @@ def finish_rules(
                 visit(nxt)
         state[name] = 2
 
-    for name in reachable:
+    for name in sorted(names):
         if name not in state:
             visit(name)
-    return [(name, pruned[name]) for name in rules if name in reachable]  # type: ignore[misc]
 
 
 __all__ = ["finish_rules"]

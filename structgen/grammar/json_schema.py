@@ -57,125 +57,40 @@ from structgen.grammar.json_types import (
 )
 
 ANNOTATIONS = frozenset(
-    {
-        "title",
-        "description",
-        "default",
-        "examples",
-        "$schema",
-        "$comment",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-        "$defs",
-        "definitions",
-        "$anchor",
-        "$dynamicAnchor",
-        "contentEncoding",
-        "contentMediaType",
-        "contentSchema",
-        "$vocabulary",
-    }
+    "title description default examples $schema $comment deprecated readOnly writeOnly $defs "
+    "definitions $anchor $dynamicAnchor contentEncoding contentMediaType contentSchema "
+    "$vocabulary".split()
 )
 """Keywords that never affect validity (``$defs``: only a container for ``$ref`` targets)."""
 
 SUPPORTED = frozenset(
-    {
-        "type",
-        "enum",
-        "const",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "prefixItems",
-        "minItems",
-        "maxItems",
-        "$ref",
-        "anyOf",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "format",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-    }
+    "type enum const properties required additionalProperties items prefixItems minItems "
+    "maxItems $ref anyOf minLength maxLength pattern format minimum maximum exclusiveMinimum "
+    "exclusiveMaximum".split()
 )
+"""Keywords this pass lowers (some only in part: the rest of their forms are refused)."""
 
 UNSUPPORTED = frozenset(
-    {
-        "allOf",
-        "oneOf",
-        "not",
-        "if",
-        "then",
-        "else",
-        "dependentSchemas",
-        "dependentRequired",
-        "dependencies",
-        "patternProperties",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "unevaluatedProperties",
-        "unevaluatedItems",
-        "contains",
-        "minContains",
-        "maxContains",
-        "uniqueItems",
-        "multipleOf",
-        "additionalItems",
-        "$dynamicRef",
-        "$recursiveRef",
-        "$recursiveAnchor",
-    }
+    "allOf oneOf not if then else dependentSchemas dependentRequired dependencies "
+    "patternProperties propertyNames minProperties maxProperties unevaluatedProperties "
+    "unevaluatedItems contains minContains maxContains uniqueItems multipleOf additionalItems "
+    "$dynamicRef $recursiveRef $recursiveAnchor".split()
 )
 """Assertion keywords of some draft that this pass does not enforce yet."""
 
-_OBJECT, _ARRAY, _STRING, _NUMERIC = (
-    frozenset({"object"}),
-    frozenset({"array"}),
-    frozenset({"string"}),
-    frozenset({"integer", "number"}),
-)
+_KEYWORDS_BY_TYPE = {
+    "object": "properties required additionalProperties patternProperties propertyNames "
+    "minProperties maxProperties dependentRequired dependentSchemas dependencies "
+    "unevaluatedProperties",
+    "array": "items prefixItems minItems maxItems uniqueItems contains minContains maxContains "
+    "unevaluatedItems additionalItems",
+    "string": "minLength maxLength pattern format",
+    "integer number": "minimum maximum exclusiveMinimum exclusiveMaximum multipleOf",
+}
 APPLIES_TO: dict[str, frozenset[str]] = {
-    **dict.fromkeys(
-        (
-            "properties",
-            "required",
-            "additionalProperties",
-            "patternProperties",
-            "propertyNames",
-            "minProperties",
-            "maxProperties",
-            "dependentRequired",
-            "dependentSchemas",
-            "dependencies",
-            "unevaluatedProperties",
-        ),
-        _OBJECT,
-    ),
-    **dict.fromkeys(
-        (
-            "items",
-            "prefixItems",
-            "minItems",
-            "maxItems",
-            "uniqueItems",
-            "contains",
-            "minContains",
-            "maxContains",
-            "unevaluatedItems",
-            "additionalItems",
-        ),
-        _ARRAY,
-    ),
-    **dict.fromkeys(("minLength", "maxLength", "pattern", "format"), _STRING),
-    **dict.fromkeys(
-        ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"), _NUMERIC
-    ),
+    keyword: frozenset(types.split())
+    for types, keywords in _KEYWORDS_BY_TYPE.items()
+    for keyword in keywords.split()
 }
 """The instance types a type-specific keyword constrains; it has no effect on other types."""
 
@@ -292,7 +207,9 @@ class SchemaLowering(TypeLowering):
             expr = getattr(self, f"_lower_{name}")(schema, ctx, active)
             if expr is not None:
                 branches.append(expr)
-        return alt(*branches) if branches else self._never(ctx, "no type is satisfiable")
+        return (
+            alt(*branches) if branches else self._never(ctx, "no type is satisfiable", generic=True)
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -304,8 +221,8 @@ class SchemaLowering(TypeLowering):
             ws_note = "whitespace: compact (none anywhere)"
         else:
             ws_note = (
-                f"whitespace: bounded {BOUNDED_WHITESPACE!r} between tokens (up to 4 spaces "
-                "or tabs, or one line break then up to 40); none around the document"
+                f"whitespace: bounded {BOUNDED_WHITESPACE!r} between tokens (see "
+                "json_strings.BOUNDED_WHITESPACE); none around the document"
             )
         reading = (
             "declared: objects with 'properties' and no 'additionalProperties' accept only "
@@ -393,7 +310,11 @@ class SchemaLowering(TypeLowering):
             self._invalid(ctx.at("anyOf"), "anyOf", "anyOf must be a non-empty list of schemas")
         exprs = [self.lower(b, ctx.child("anyOf", i)) for i, b in enumerate(branches)]
         exprs = [e for e in exprs if e is not None]
-        return alt(*exprs) if exprs else self._never(ctx, "no anyOf branch is satisfiable")
+        return (
+            alt(*exprs)
+            if exprs
+            else self._never(ctx, "no anyOf branch is satisfiable", generic=True)
+        )
 
     def _lower_enum(
         self, schema: Mapping[str, Any], ctx: SchemaCtx, types: list[str], active: list[str]
@@ -447,10 +368,6 @@ class SchemaLowering(TypeLowering):
         inner = [items[0]] + [seq(self.sep, item) for item in items[1:]] if items else []
         open_, close = ("[", "]") if isinstance(value, list) else ("{", "}")
         return seq(lit(open_), self.ws, *inner, *([self.ws] if inner else []), lit(close))
-
-    # -- scalar types ----------------------------------------------------------------------------
-
-    # -- unconstrained values --------------------------------------------------------------------
 
 
 def json_schema_grammar(schema: Mapping[str, Any] | bool | str, **options: Any) -> Grammar:

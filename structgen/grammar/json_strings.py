@@ -14,6 +14,9 @@ Deliberate simplifications:
       and every character it can match is printable ASCII other than ``"`` and ``\\`` (so the
       pattern describes the JSON spelling directly). Those characters are then accepted only in
       their plain spelling (``a``, not ``\\u0061``): this is the spelling ``json.dumps`` writes.
+    * Keys of extra properties may use any spelling; excluding the declared keys is exact on the
+      decoded key (``"\\u0061"`` is the key ``a``). Declared keys with characters outside the
+      BMP are not supported there (the front end refuses).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import interegular
+
+from structgen.grammar.ir import EMPTY, Expr, Regex, alt, lit, seq
 
 RAW_CHAR = r'[^"\\\x00-\x1f]'
 """One unescaped string character."""
@@ -131,18 +136,29 @@ def _other_char(excluded: Iterable[str]) -> str:
     return "(?:" + "|".join(options) + ")"
 
 
-def _excluding_from(node: _Trie) -> str:
-    alternatives = []
-    children = node.children or {}
-    alternatives.append(_other_char(children) + STRING_BODY)
-    for ch, child in sorted(children.items()):
-        alternatives.append(_spellings(ch) + _excluding_from(child))
-    body = "(?:" + "|".join(alternatives) + ")"
-    return body if node.terminal else body + "?"
+def _leave(node: _Trie) -> Expr:
+    """Key prefixes (from ``node``) followed by the first character that leaves the trie."""
+    alternatives = [Regex(_other_char(node.children or {}))]
+    for ch, child in sorted((node.children or {}).items()):
+        alternatives.append(seq(Regex(_spellings(ch)), _leave(child)))
+    return alt(*alternatives)
 
 
-def string_body_excluding(keys: Iterable[str]) -> str:
-    """Regex for string bodies (any spelling) whose *decoded* value is none of ``keys``.
+def _stop(node: _Trie) -> Expr | None:
+    """Key prefixes (from ``node``) that end inside the trie but are not keys."""
+    alternatives = [] if node.terminal else [EMPTY]
+    for ch, child in sorted((node.children or {}).items()):
+        rest = _stop(child)
+        if rest is not None:
+            alternatives.append(seq(Regex(_spellings(ch)), rest))
+    return alt(*alternatives) if alternatives else None
+
+
+def string_excluding(keys: Iterable[str]) -> Expr:
+    """A JSON string (any spelling, quotes included) whose *decoded* value is none of ``keys``.
+
+    Built as IR over one small regex per trie node: as a single regex it would be large, and
+    slow to turn into an automaton.
 
     Raises:
         ValueError: a key contains a surrogate or a character outside the BMP (not supported).
@@ -158,8 +174,11 @@ def string_body_excluding(keys: Iterable[str]) -> str:
             node = node.children.setdefault(ch, _Trie())
         node.terminal = True
     if not root.children and not root.terminal:
-        return STRING_BODY
-    return _excluding_from(root)
+        return Regex(STRING_PATTERN)
+    # A body is not a key iff it leaves the key trie (then anything may follow) or stops early.
+    leave = seq(_leave(root), Regex(STRING_BODY))
+    stop = _stop(root)
+    return seq(lit('"'), leave if stop is None else alt(leave, stop), lit('"'))
 
 
 # --- whitespace -------------------------------------------------------------------------------
@@ -372,5 +391,5 @@ __all__ = [
     "check_whitespace_pattern",
     "pattern_string_body",
     "regex_escape",
-    "string_body_excluding",
+    "string_excluding",
 ]

@@ -47,7 +47,7 @@ from structgen.grammar.json_strings import (
     STRING_PATTERN,
     PatternError,
     pattern_string_body,
-    string_body_excluding,
+    string_excluding,
 )
 
 if TYPE_CHECKING:
@@ -162,8 +162,13 @@ class LoweringBase:
     def _invalid(self, pointer: str, keyword: str | None, message: str) -> NoReturn:
         raise InvalidSchema(message, location=pointer, keyword=keyword)
 
-    def _never(self, ctx: SchemaCtx, reason: str) -> None:
-        if self.never_reason is None:
+    def _never(self, ctx: SchemaCtx, reason: str, *, generic: bool = False) -> None:
+        """Record why a subschema accepts nothing; return ``None``.
+
+        The latest specific reason is reported if the whole schema turns out unsatisfiable; a
+        ``generic`` one (no branch left) only when there is no other.
+        """
+        if self.never_reason is None or not generic and self.never_reason[0] != ctx.pointer:
             self.never_reason = (ctx.pointer, reason)
         return None
 
@@ -196,33 +201,20 @@ class LoweringBase:
         return Ref("json_array")
 
     def _any_rules(self) -> dict[str, Expr]:
+        """The rules ``json_value``, ``json_object`` and ``json_array``: any JSON value."""
         value, string = Ref("json_value"), Regex(STRING_PATTERN)
-        member = seq(string, self.colon, value)
-        rules = {}
-        for name, open_, close, element in (
-            ("json_object", "{", "}", member),
-            ("json_array", "[", "]", value),
+        rules: dict[str, Expr] = {}
+        for name, (open_, close), element in (
+            ("json_object", "{}", seq(string, self.colon, value)),
+            ("json_array", "[]", value),
         ):
+            more = Repeat(seq(self.sep, element))
             rules[name] = alt(
                 seq(lit(open_), self.ws, lit(close)),
-                seq(
-                    lit(open_),
-                    self.ws,
-                    element,
-                    Repeat(seq(self.sep, element)),
-                    self.ws,
-                    lit(close),
-                ),
+                seq(lit(open_), self.ws, element, more, self.ws, lit(close)),
             )
-        rules["json_value"] = alt(
-            Ref("json_object"),
-            Ref("json_array"),
-            string,
-            Regex(NUMBER_PATTERN),
-            lit("true"),
-            lit("false"),
-            lit("null"),
-        )
+        scalars = [string, Regex(NUMBER_PATTERN), *(lit(w) for w in ("true", "false", "null"))]
+        rules["json_value"] = alt(Ref("json_object"), Ref("json_array"), *scalars)
         return rules
 
 
@@ -377,11 +369,11 @@ class TypeLowering(LoweringBase):
         extra_member = None
         if extra is not None:
             try:
-                key_regex = Regex('"' + string_body_excluding([*props, *undeclared]) + '"')
+                key_expr = string_excluding([*props, *undeclared])
             except ValueError as exc:
                 self._refuse(ctx, "properties", f"extra keys next to {exc}")
-                key_regex = Regex(STRING_PATTERN)
-            extra_member = seq(key_regex, self.colon, extra)
+                key_expr = Regex(STRING_PATTERN)
+            extra_member = self._share(seq(key_expr, self.colon, extra), ctx, "extra")
         # Members after the first (``tail``) and member lists starting here (``first``). ``first``
         # copies each tail, so members before the first required one are copied: share them.
         leading = next((i for i, (_, req) in enumerate(entries) if req), len(entries))
@@ -475,6 +467,7 @@ class TypeLowering(LoweringBase):
 
 
 def within(value: int | float, bounds: dict[str, Any]) -> bool:
+    """Whether the number ``value`` satisfies ``bounds`` (keyword -> bound), exactly."""
     if not math.isfinite(value):
         return False
     v = Fraction(value)
@@ -488,6 +481,7 @@ def within(value: int | float, bounds: dict[str, Any]) -> bool:
 
 
 def encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogates), so it can be a UTF-8 literal."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

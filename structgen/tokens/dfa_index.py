@@ -1,8 +1,9 @@
-"""Token-level view of a byte DFA: next-token bitmasks and single-token steps.
+"""Token-level view of a lazy byte DFA: next-token bitmasks and single-token steps.
 
 This is the engine for regular grammars (regexes and non-recursive JSON schemas). A DFA state's
-mask is computed on first visit by walking the vocabulary trie level by level with numpy, and then
-cached; a single-token check walks the token's bytes (memoised per ``(state, token)``).
+mask is computed on first visit by walking the vocabulary trie level by level with numpy (DFA rows
+are determinised on demand during the walk), and then cached; a single-token check walks the
+token's bytes (memoised per ``(state, token)``).
 
 Costs measured on the SmolLM2 vocabulary (49,152 tokens, ~100k trie nodes): a first visit costs
 about 1 ms, a cached mask a copy of 6 KB, a single-token check about 1 us.
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from structgen.automata.dfa import ByteDFA
+from structgen.automata.lazy_dfa import LazyByteDFA
 from structgen.tokens.trie import TokenTrie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
 
@@ -36,14 +37,13 @@ class DfaTokenIndex:
     States are DFA state ids (ints). ``advance`` returns ``None`` for a rejected token.
     """
 
-    def __init__(self, dfa: ByteDFA, vocab: Vocabulary, trie: TokenTrie | None = None) -> None:
+    def __init__(self, dfa: LazyByteDFA, vocab: Vocabulary, trie: TokenTrie | None = None) -> None:
         self.dfa = dfa
         self.vocab = vocab
         self._trie = trie
         self._lock = threading.Lock()
         self._masks: dict[int, np.ndarray] = {}
         self._steps: dict[tuple[int, int], int] = {}
-        self._node_class: np.ndarray | None = None
 
     # -------------------------------------------------------------- pickling: drop caches
 
@@ -92,26 +92,14 @@ class DfaTokenIndex:
     def forced_bytes(self, state: int, limit: int = 256) -> bytes:
         """The bytes the grammar forces from ``state``: followed while the state is not
         accepting and exactly one byte keeps it alive."""
-        single = self._single_byte()
         out = bytearray()
-        rows = self.dfa.rows()
         while len(out) < limit and not self.dfa.accepting[state]:
-            byte = single[state]
+            byte = self.dfa.single_live_byte(state)
             if byte < 0:
                 break
             out.append(byte)
-            state = rows[state][byte]
+            state = self.dfa.row(state)[byte]
         return bytes(out)
-
-    def _single_byte(self) -> list[int]:
-        cached = getattr(self, "_single", None)
-        if cached is None:
-            live = self.dfa.trans[:, self.dfa.byte_class.astype(np.int64)] != self.dfa.dead
-            counts = live.sum(axis=1)
-            first = live.argmax(axis=1)
-            cached = np.where(counts == 1, first, -1).tolist()
-            self._single = cached
-        return cached
 
     def can_continue(self, state: int) -> bool:
         """Whether some normal token is allowed in ``state``."""
@@ -137,18 +125,14 @@ class DfaTokenIndex:
     def token_end_states(self, state: int) -> np.ndarray:
         """``int32[V]``: the DFA state after each token from ``state`` (``dead`` if rejected)."""
         trie = self.trie
-        if self._node_class is None:
-            self._node_class = self.dfa.byte_class[trie.byte].astype(np.int64)
-        node_class = self._node_class
-        trans = self.dfa.trans
-        dead = self.dfa.dead
+        dfa = self.dfa
         states = np.empty(trie.num_nodes, dtype=np.int32)
         states[0] = state
-        parent = trie.parent
+        parent, byte = trie.parent, trie.byte
         for lo, hi in trie.levels:
-            states[lo:hi] = trans[states[parent[lo:hi]], node_class[lo:hi]]
+            states[lo:hi] = dfa.gather(states[parent[lo:hi]], byte[lo:hi])
         ends = states[trie.token_node]
-        ends[~trie.normal] = dead
+        ends[~trie.normal] = dfa.dead
         return ends
 
     def cached_states(self) -> int:

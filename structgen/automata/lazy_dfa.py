@@ -1,0 +1,180 @@
+"""A lazily determinised byte DFA: subset construction on demand, one row per visited state.
+
+Eager determinisation plus minimisation of a large schema's automaton costs seconds in Python;
+decoding visits only a small part of it. Here compile time is the NFA build, and a state's row
+(its 256 successors) is computed the first time a walk needs it, then kept. The NFA is trimmed
+first (states that cannot reach acceptance are dropped), so every non-empty state set is live:
+"not dead" still means "a viable prefix".
+
+State 0 is the dead state (the empty set), state 1 the initial state. Not minimised: equivalent
+states may get different ids, which only costs extra mask-cache entries.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from structgen.automata.nfa import ByteNFA
+from structgen.errors import LimitExceeded
+
+_UNKNOWN = -1
+
+
+def _coreachable(nfa: ByteNFA) -> set[int]:
+    preds: list[list[int]] = [[] for _ in range(nfa.num_states)]
+    for s in range(nfa.num_states):
+        for _, _, t in nfa.edges[s]:
+            preds[t].append(s)
+        for t in nfa.eps[s]:
+            preds[t].append(s)
+    seen = set(nfa.accept)
+    queue = deque(seen)
+    while queue:
+        for p in preds[queue.popleft()]:
+            if p not in seen:
+                seen.add(p)
+                queue.append(p)
+    return seen
+
+
+class LazyByteDFA:
+    """On-demand DFA over bytes with the read interface the token layer needs."""
+
+    def __init__(self, nfa: ByteNFA, start: int, max_states: int = 1_000_000) -> None:
+        self.nfa = nfa
+        self.start = start
+        self.max_states = max_states
+        self._init()
+
+    def _init(self) -> None:
+        self._live = _coreachable(self.nfa)
+        self._memo: dict[int, frozenset[int]] = {}
+        self._ids: dict[frozenset[int], int] = {}
+        self._sets: list[frozenset[int]] = []
+        self._table = np.full((64, 256), _UNKNOWN, dtype=np.int32)
+        self._accepting = np.zeros(64, dtype=bool)
+        self._rows: list[list[int] | None] = []
+        self._lock = threading.RLock()
+        dead = self._intern(frozenset())
+        self._table[dead] = dead
+        self._rows[dead] = [dead] * 256
+        start = self._closure({self.start}) if self.start in self._live else frozenset()
+        self.initial = self._intern(start)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"nfa": self.nfa, "start": self.start, "max_states": self.max_states}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init()
+
+    # ------------------------------------------------------------------ construction
+
+    def _closure(self, states: set[int]) -> frozenset[int]:
+        out: set[int] = set()
+        eps, live, memo = self.nfa.eps, self._live, self._memo
+        for s in states:
+            c = memo.get(s)
+            if c is None:
+                seen = {s}
+                stack = [s]
+                while stack:
+                    for t in eps[stack.pop()]:
+                        if t not in seen and t in live:
+                            seen.add(t)
+                            stack.append(t)
+                c = frozenset(seen)
+                memo[s] = c
+            out |= c
+        return frozenset(out)
+
+    def _intern(self, subset: frozenset[int]) -> int:
+        sid = self._ids.get(subset)
+        if sid is not None:
+            return sid
+        sid = len(self._sets)
+        if sid >= self.max_states:
+            raise LimitExceeded(
+                f"the lazy byte DFA exceeds {self.max_states} states",
+                hint="simplify the grammar (large bounded repeats multiply states)",
+            )
+        if sid >= self._table.shape[0]:
+            grow = self._table.shape[0]
+            self._table = np.vstack([self._table, np.full((grow, 256), _UNKNOWN, np.int32)])
+            self._accepting = np.concatenate([self._accepting, np.zeros(grow, dtype=bool)])
+        self._ids[subset] = sid
+        self._sets.append(subset)
+        self._rows.append(None)
+        self._accepting[sid] = any(s in self.nfa.accept for s in subset)
+        return sid
+
+    def _compute_row(self, sid: int) -> list[int]:
+        with self._lock:
+            row = self._rows[sid]
+            if row is not None:
+                return row
+            row = [0] * 256
+            edges = [e for s in self._sets[sid] for e in self.nfa.edges[s] if e[2] in self._live]
+            if edges:
+                points = sorted({e[0] for e in edges} | {e[1] + 1 for e in edges})
+                for a, b in zip(points, points[1:], strict=False):
+                    targets = {t for lo, hi, t in edges if lo <= a <= hi}
+                    if targets:
+                        tid = self._intern(self._closure(targets))
+                        row[a:b] = [tid] * (b - a)
+            self._table[sid] = row
+            self._rows[sid] = row
+            return row
+
+    # ------------------------------------------------------------------ the read interface
+
+    dead = 0
+
+    @property
+    def num_states(self) -> int:
+        """States discovered so far (the dead state included)."""
+        return len(self._sets)
+
+    @property
+    def accepting(self) -> np.ndarray:
+        """``bool[capacity]``: accepting flags of the discovered states."""
+        return self._accepting
+
+    def row(self, state: int) -> list[int]:
+        """The 256 successors of ``state``."""
+        row = self._rows[state]
+        return row if row is not None else self._compute_row(state)
+
+    def step(self, state: int, data: bytes) -> int:
+        """The state after ``data`` (0 = dead)."""
+        for byte in data:
+            state = self.row(state)[byte]
+            if state == 0:
+                return 0
+        return state
+
+    def gather(self, states: np.ndarray, byts: np.ndarray) -> np.ndarray:
+        """Vectorised successors ``trans[states[i], byts[i]]``, computing missing rows."""
+        out = self._table[states, byts]
+        missing = out == _UNKNOWN
+        if missing.any():
+            for sid in np.unique(states[missing]).tolist():
+                self._compute_row(int(sid))
+            out = self._table[states, byts]
+        return out
+
+    def single_live_byte(self, state: int) -> int:
+        """The only byte that keeps ``state`` alive, or -1."""
+        live = [b for b, t in enumerate(self.row(state)) if t != 0]
+        return live[0] if len(live) == 1 else -1
+
+    def matches(self, data: bytes) -> bool:
+        """Whether ``data`` is in the language."""
+        return bool(self._accepting[self.step(self.initial, data)])
+
+
+__all__ = ["LazyByteDFA"]
