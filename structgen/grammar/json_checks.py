@@ -25,7 +25,8 @@ _VALIDATORS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def _resolve_pointer(root: Any, pointer: str) -> Any:
+def resolve_pointer(root: Any, pointer: str) -> Any:
+    """The subschema of ``root`` at JSON pointer ``pointer`` (``#/a/0/b~1c``)."""
     node = root
     if pointer in ("", "#"):
         return node
@@ -61,7 +62,7 @@ class JsonSchemaCheck:
                 default = jsonschema.validators.validator_for({"$schema": self.draft}, default)
             cls = jsonschema.validators.validator_for(root, default=default)
             base = cls(root, format_checker=cls.FORMAT_CHECKER)
-            validator = base.evolve(schema=_resolve_pointer(root, self.pointer))
+            validator = base.evolve(schema=resolve_pointer(root, self.pointer))
             with _LOCK:
                 _VALIDATORS[key] = validator
         return validator
@@ -83,4 +84,4 @@ def canonical(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["JsonSchemaCheck", "canonical"]
+__all__ = ["JsonSchemaCheck", "canonical", "resolve_pointer"]

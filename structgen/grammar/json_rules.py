@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 from structgen.errors import InvalidSchema
-from structgen.grammar.ir import EMPTY, Alt, Expr, Lit, Ref, Regex, Repeat, Seq, alt, seq
+from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Lit, Ref, Regex, Repeat, Seq, alt, seq
 
 # Expressions are DAGs (subtrees are shared), so every walk memoizes on node identity.
 
@@ -27,6 +27,8 @@ def _productive(expr: Expr, known: set[str], memo: dict[int, bool]) -> bool:
             result = all(_productive(item, known, memo) for item in expr.items)
         elif isinstance(expr, Alt):
             result = any(_productive(item, known, memo) for item in expr.items)
+        elif isinstance(expr, Check):  # checks only narrow: productive if the item is
+            result = _productive(expr.item, known, memo)
         else:
             assert isinstance(expr, Repeat)
             result = expr.min == 0 or _productive(expr.item, known, memo)
@@ -52,6 +54,9 @@ def _prune_node(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Ex
     if isinstance(expr, Alt):
         items = [p for p in (_prune(item, known, memo) for item in expr.items) if p is not None]
         return alt(*items) if items else None
+    if isinstance(expr, Check):
+        inner = _prune(expr.item, known, memo)
+        return None if inner is None else Check(inner, expr.predicate)
     assert isinstance(expr, Repeat)
     item = _prune(expr.item, known, memo)
     if item is None:
@@ -68,7 +73,7 @@ def _refs(expr: Expr, into: set[str], seen: set[int]) -> set[str]:
     elif isinstance(expr, (Seq, Alt)):
         for item in expr.items:
             _refs(item, into, seen)
-    elif isinstance(expr, Repeat):
+    elif isinstance(expr, (Repeat, Check)):
         _refs(expr.item, into, seen)
     return into
 
@@ -88,6 +93,8 @@ def _nullable(expr: Expr) -> bool:
         return any(_nullable(item) for item in expr.items)
     if isinstance(expr, Repeat):
         return expr.min == 0 or _nullable(expr.item)
+    if isinstance(expr, Check):
+        return _nullable(expr.item)
     return False
 
 
@@ -106,7 +113,7 @@ def _leading_refs(expr: Expr, into: set[str], seen: set[int]) -> set[str]:
             _leading_refs(item, into, seen)
             if not _nullable(item):
                 break
-    elif isinstance(expr, Repeat):
+    elif isinstance(expr, (Repeat, Check)):
         _leading_refs(expr.item, into, seen)
     return into
 

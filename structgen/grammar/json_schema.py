@@ -40,7 +40,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from structgen.errors import ConfigurationError, InvalidSchema
-from structgen.grammar.ir import Expr, Grammar, Ref, alt, lit, seq
+from structgen.grammar.ir import Check, Expr, Grammar, Ref, alt, lit, seq
+from structgen.grammar.json_checks import JsonSchemaCheck
 from structgen.grammar.json_rules import finish_rules
 from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
 from structgen.grammar.json_types import (
@@ -109,6 +110,10 @@ class JsonSchemaOptions:
         whitespace: ``"bounded"`` (default) or ``"compact"`` (no whitespace at all).
         whitespace_pattern: a custom regex for the whitespace between tokens (exclusive with
             ``whitespace``); it may only match spaces, tabs, CR and LF.
+        semantic_checks: (default True) enforce a keyword the grammar cannot express by a check:
+            the enclosing subschema's grammar skips the keyword, and the completed value is
+            validated with ``jsonschema`` against the subschema (status ``check`` in the report).
+            With False, such keywords are refused (or skipped with ``best_effort``).
         best_effort: record unsupported keywords as ``refused`` and skip them, instead of raising
             ``UnsupportedFeature``.
     """
@@ -117,6 +122,7 @@ class JsonSchemaOptions:
     whitespace: str | None = None
     whitespace_pattern: str | None = None
     best_effort: bool = False
+    semantic_checks: bool = True
 
     def __post_init__(self) -> None:
         if self.additional_properties not in ("declared", "spec"):
@@ -171,7 +177,19 @@ class SchemaLowering(TypeLowering):
         return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=self._notes())
 
     def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
-        """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
+        """The IR for the JSON texts valid under ``schema``; ``None`` if there are none.
+
+        Keywords the grammar skipped (see ``semantic_checks``) are enforced by wrapping the
+        result in a check that validates the completed value against this subschema.
+        """
+        expr = self._lower_unchecked(schema, ctx)
+        keywords = self.checked_keywords.get(ctx.pointer)
+        if expr is None or not keywords:
+            return expr
+        predicate = JsonSchemaCheck(self.root_text, ctx.pointer, tuple(sorted(keywords)))
+        return Check(expr, predicate)
+
+    def _lower_unchecked(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         if schema is True:
             return self._any_value()
         if schema is False:

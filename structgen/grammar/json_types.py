@@ -22,6 +22,7 @@ from structgen.errors import InvalidSchema, UnsupportedFeature
 from structgen.grammar.ir import (
     EMPTY,
     Alt,
+    Check,
     Expr,
     KeywordStatus,
     Ref,
@@ -33,6 +34,7 @@ from structgen.grammar.ir import (
     opt,
     seq,
 )
+from structgen.grammar.json_checks import canonical
 from structgen.grammar.json_formats import FORMATS
 from structgen.grammar.json_numbers import (
     INTEGER_FRACTION,
@@ -58,6 +60,8 @@ SHARE_ABOVE = 48
 RULE_CHAIN_ABOVE = 8
 """Objects with more leading optional properties than this get their member chain as rules."""
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+# references stay refused even with checks: a remote one cannot be resolved by the check either
+_REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id"})
 _RANK = {"annotation": 0, "grammar": 1, "check": 2, "refused": 3}
 NEVER: Expr = Alt(())
 """The empty language (only inside rule tables; removed before the grammar is returned)."""
@@ -117,7 +121,7 @@ def tree_size(expr: Expr, limit: int) -> int:
         count += 1
         if isinstance(node, (Seq, Alt)):
             todo.extend(node.items)
-        elif isinstance(node, Repeat):
+        elif isinstance(node, (Repeat, Check)):
             todo.append(node.item)
     return count
 
@@ -138,6 +142,8 @@ class LoweringBase:
         self.rule_pointers: dict[str, str] = {"start": "#"}
         self.never_reason: tuple[str, str] | None = None
         self.need_any = False
+        self.checked_keywords: dict[str, set[str]] = {}  # pointer -> keywords left to a check
+        self.root_text = canonical(root)
 
     def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
@@ -150,6 +156,16 @@ class LoweringBase:
             self.report[pointer] = KeywordStatus(pointer, keyword, status, note)  # type: ignore[arg-type]
 
     def _refuse(self, ctx: SchemaCtx, keyword: str, message: str) -> None:
+        if (
+            self.options.semantic_checks
+            and keyword not in _REFERENCE_KEYWORDS
+            and (keyword != "format" or self._format_checkable(ctx))
+        ):
+            # the grammar skips the keyword (an over-approximation); a check on this subschema
+            # restores exactness (see SchemaLowering.lower)
+            self.checked_keywords.setdefault(ctx.pointer, set()).add(keyword)
+            self._mark(ctx, keyword, "check", f"validated on completion: {message}")
+            return
         if not self.options.best_effort:
             raise UnsupportedFeature(
                 message,
@@ -158,6 +174,16 @@ class LoweringBase:
                 hint="pass best_effort=True to skip it (reported as refused)",
             )
         self._mark(ctx, keyword, "refused", message)
+
+    def _format_checkable(self, ctx: SchemaCtx) -> bool:
+        """Whether jsonschema can assert this ``format`` (otherwise it would pass silently)."""
+        import jsonschema
+
+        from structgen.grammar.json_checks import resolve_pointer
+
+        schema = resolve_pointer(self.root, ctx.pointer)
+        name = schema.get("format") if isinstance(schema, Mapping) else None
+        return name in jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers
 
     def _invalid(self, pointer: str, keyword: str | None, message: str) -> NoReturn:
         raise InvalidSchema(message, location=pointer, keyword=keyword)
@@ -351,6 +377,11 @@ class TypeLowering(LoweringBase):
             extra = None
         else:
             extra = self._any_value()
+        if "patternProperties" in self.checked_keywords.get(ctx.pointer, ()):
+            # A check enforces patternProperties: keys matching a pattern are valid even where
+            # additionalProperties forbids or constrains extras, so the grammar must allow any
+            # extra member (the over-approximation the check then narrows).
+            extra, explicit = self._any_value(), True
         if not props and not required and extra == Ref("json_value"):
             return self._any_object()
         entries: list[tuple[Expr, bool]] = []

@@ -1,0 +1,145 @@
+"""JSON Schema keywords enforced by semantic checks, on the real engine, with jsonschema as the
+oracle: hand-written schemas and MaskBench schemas whose lowering needs checks."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import jsonschema
+import pytest
+from support import tokenize_random, walk
+
+import structgen as sg
+
+VOCAB = sg.Vocabulary.byte_level([b'", "', b'": ', b"[1", b"2,", b'"}', b"-0", b".5"])
+
+CASES = [
+    (
+        {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+        [[1, 2], [1, 1], [], [3, 2, 3]],
+    ),
+    ({"type": "string", "format": "date"}, ["2024-02-29", "2023-02-29", "2024-13-01", "x"]),
+    ({"type": "number", "multipleOf": 0.5, "minimum": 0}, [1.5, 1.3, -0.5, 0]),
+    ({"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 2}]}, [1, 5, 2.5, "a"]),
+    ({"not": {"type": "string"}}, ["a", 1, None, [1]]),
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "if": {"properties": {"a": {"const": 1}}},
+            "then": {"required": ["b"]},
+        },
+        [{"a": 1}, {"a": 1, "b": 2}, {"a": 2}],
+    ),
+    (
+        {
+            "allOf": [
+                {"type": "object", "properties": {"x": {"type": "integer"}}},
+                {"required": ["x"]},
+            ]
+        },
+        [{"x": 1}, {}, {"x": "s"}],
+    ),
+    (
+        {"type": "object", "patternProperties": {"^n_": {"type": "integer"}}},
+        [{"n_a": 1}, {"n_a": "x"}, {"other": "x"}],
+    ),
+    ({"type": "object", "minProperties": 2}, [{"a": 1}, {"a": 1, "b": 2}]),
+    ({"type": "array", "contains": {"const": 3}, "maxContains": 1}, [[1, 3], [3, 3], [1]]),
+    ({"type": "object", "dependentRequired": {"a": ["b"]}}, [{"a": 1}, {"a": 1, "b": 1}, {}]),
+    ({"type": "string", "pattern": "^a\\s*b"}, ["a  b", "ab!", "a-b", " ab"]),
+    ({"type": "string", "format": "date-time"},
+     ["2022-01-01T12:00:00Z", "2022-01-01 12:00:00", "2022-13-01T00:00:00Z"]),
+]
+
+
+@pytest.mark.parametrize("schema, instances", CASES)
+def test_checked_keywords_match_jsonschema(schema, instances) -> None:
+    grammar = sg.Grammar.from_json_schema(schema, additional_properties="spec")
+    assert any(k.status == "check" for k in grammar.report), grammar.report
+    compiled = sg.compile(grammar, VOCAB)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    rng = random.Random(0)
+    for value in instances:
+        text = json.dumps(value)
+        expected = validator.is_valid(value)
+        assert walk(compiled, tokenize_random(text.encode(), VOCAB, rng)) == expected, text
+
+
+def test_reference_keywords_stay_refused() -> None:
+    with pytest.raises(sg.UnsupportedFeature, match=r"\$ref|remote|reference"):
+        sg.Grammar.from_json_schema({"$ref": "https://example.com/schema.json"})
+
+
+def test_uncheckable_format_stays_refused() -> None:
+    with pytest.raises(sg.UnsupportedFeature) as info:
+        sg.Grammar.from_json_schema({"type": "string", "format": "no-such-format"})
+    assert info.value.location == "#/format"
+
+
+def test_checks_off_refuses() -> None:
+    with pytest.raises(sg.UnsupportedFeature) as info:
+        sg.Grammar.from_json_schema({"type": "array", "uniqueItems": True}, semantic_checks=False)
+    assert info.value.location == "#/uniqueItems"
+
+
+MASKBENCH = Path(__file__).resolve().parents[2].parent / "shared/jsonschemabench/maskbench"
+
+
+def _checked_sample(count: int) -> list[Path]:
+    picked = []
+    for path in sorted(MASKBENCH.glob("*.json"))[::37]:
+        data = json.loads(path.read_text())
+        if not data.get("tests"):
+            continue
+        try:
+            g = sg.Grammar.from_json_schema(data["schema"], additional_properties="spec")
+        except sg.StructgenError:
+            continue
+        if any(k.status == "check" for k in g.report):
+            picked.append(path)
+        if len(picked) == count:
+            break
+    return picked
+
+
+@pytest.mark.skipif(not MASKBENCH.is_dir(), reason="MaskBench data not found")
+def test_maskbench_schemas_with_checks() -> None:
+    rng = random.Random(1)
+    sample = _checked_sample(12)
+    assert len(sample) >= 8
+    for path in sample:
+        data = json.loads(path.read_text())
+        compiled = sg.compile(
+            sg.Grammar.from_json_schema(data["schema"], additional_properties="spec"), VOCAB
+        )
+        for case in data["tests"][:4]:
+            text = json.dumps(case["data"])
+            # declared property order: an instance out of order is rejected by design
+            got = walk(compiled, tokenize_random(text.encode(), VOCAB, rng), check_masks=False)
+            if case["valid"] and not got:
+                assert _out_of_order(data["schema"], case["data"]), (path.name, text)
+            elif not case["valid"]:
+                assert not got, (path.name, text)  # never a false accept
+
+
+def _out_of_order(schema, value) -> bool:
+    """Whether ``value`` (or a nested object) lists declared keys out of schema order."""
+    if isinstance(value, dict):
+        props = list((schema or {}).get("properties", {})) if isinstance(schema, dict) else []
+        keys = [k for k in value if k in props]
+        if keys != [k for k in props if k in value]:
+            return True
+        return any(
+            _out_of_order(
+                (schema.get("properties", {}) or {}).get(k, {}) if isinstance(schema, dict) else {},
+                v,
+            )
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        items = schema.get("items", {}) if isinstance(schema, dict) else {}
+        return any(_out_of_order(items if isinstance(items, dict) else {}, v) for v in value)
+    return False
