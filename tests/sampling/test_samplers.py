@@ -134,3 +134,40 @@ def test_invalid_params() -> None:
         SamplingParams(temperature=-1)
     with pytest.raises(sg.ConfigurationError, match="top_p"):
         SamplingParams(top_p=0)
+
+
+@pytest.mark.parametrize("temperature", [0.7])
+def test_awrs_matches_exact_masked_distribution_on_smollm2(smollm2_tokenizer, temperature) -> None:
+    """Fixed random logits over the real 49,152-token vocabulary, a JSON-ish grammar state where
+    a few hundred tokens are allowed: AWRS frequencies against the exact masked distribution."""
+    vocab = sg.Vocabulary.from_tokenizer(smollm2_tokenizer)
+    compiled = sg.compile(sg.Grammar.from_regex(r'\{"[a-z]{1,6}": [0-9]{1,3}\}'), vocab)
+    matcher = compiled.matcher()
+    matcher.consume_tokens(smollm2_tokenizer('{"ab', add_special_tokens=False)["input_ids"])
+    gen = torch.Generator().manual_seed(11)
+    allowed = matcher.next_token_mask()
+    # random logits, with the allowed tokens raised so that roughly half the mass is allowed
+    logits = torch.randn(vocab.vocab_size, generator=gen) * 2 + allowed.float() * 6
+    params = SamplingParams(temperature=temperature)
+    logp = warp_logits(logits, params)
+    p = torch.where(allowed, logp.exp(), torch.zeros_like(logp))
+    z = float(p.sum())
+    probs = (p / z).tolist()
+    sampler = sg.AWRS(params)
+    counts = [0] * vocab.vocab_size
+    weights = []
+    for _ in range(2000):
+        tok, log_w = sampler.sample(logits, matcher, gen)
+        counts[tok] += 1
+        weights.append(math.exp(log_w))
+    assert all(c == 0 for c, q in zip(counts, probs, strict=True) if q == 0)
+    # pool the rare tokens so every chi-square cell expects at least 5 draws
+    big = [i for i, q in enumerate(probs) if q * 2000 >= 5]
+    small = [i for i, q in enumerate(probs) if 0 < q * 2000 < 5]
+    pooled_counts = [counts[i] for i in big] + [sum(counts[i] for i in small)]
+    pooled_probs = [probs[i] for i in big] + [sum(probs[i] for i in small)]
+    assert chi2_pvalue(pooled_counts, pooled_probs) > 1e-4
+    mean_w = sum(weights) / len(weights)
+    se = (sum((w - mean_w) ** 2 for w in weights) / (len(weights) - 1) / len(weights)) ** 0.5
+    assert abs(mean_w - z) <= 4 * se + 1e-6 * z
+    assert sampler.stats.checks < 2000 * 20  # a few checks per draw, not 49,152
