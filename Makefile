@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 INSTALL_HASH := $(shell { cat pyproject.toml; echo '$(TORCH_SPEC)'; } | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(INSTALL_HASH)
 
-.PHONY: venv install model demo test lint bench clean
+.PHONY: venv install model demo test lint bench bench-full clean
 
 venv: $(PY)
 
@@ -58,9 +58,23 @@ test: install model
 lint: install
 	@$(PY) -m ruff check .
 
-bench:
-	@echo "make bench: not yet implemented" >&2
-	@exit 1
+# Benchmarks beside the peer engines (bench extras: llguidance, xgrammar, outlines-core, ...).
+# `make bench`: a sample, minutes on 2 cores; `make bench-full`: everything on the given data
+# (MASKBENCH=... SUITE=... override the data paths). Both rewrite BENCHMARKS.md.
+BENCH_STAMP := $(VENV)/.bench-$(INSTALL_HASH)
+MASKBENCH ?= ../shared/jsonschemabench/maskbench
+SUITE ?= ../shared/json-schema-test-suite/tests
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install $(PIP_FLAGS) -e ".[test,bench]" "$(TORCH_SPEC)"
+	@touch $@
+
+bench: $(BENCH_STAMP) model
+	$(PY) -m benchmarks.run --quick --maskbench-data $(MASKBENCH) --suite-data $(SUITE) $(BENCH_ARGS)
+
+bench-full: $(BENCH_STAMP) model
+	$(PY) -m benchmarks.run --full --maskbench-data $(MASKBENCH) --suite-data $(SUITE) $(BENCH_ARGS)
 
 # Removes build and tool caches; keeps $(VENV) and the model cache (~/.cache/structgen).
 clean:

@@ -1,6 +1,7 @@
-"""The real model on 20 JSONSchemaBench schemas (Glaiveai2K function-calling split) with both
-samplers: every completed output validates with jsonschema, greedy AWRS and Masked agree token
-for token, and nearly all finish within the budget (measured 19/20 at 160 tokens)."""
+"""The real model on 20 JSONSchemaBench schemas (Glaiveai2K function-calling split, the first
+20 that the grammar enforces without semantic checks) with both samplers: every completed output
+validates with jsonschema, greedy AWRS and Masked agree token for token, and nearly all finish
+within the budget (measured 19/20 at 160 tokens)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def _schemas(vocab: sg.Vocabulary, count: int = 20) -> list[tuple[str, dict]]:
     for path in sorted(DATA.glob("Glaiveai2K---*.json")):
         schema = json.loads(path.read_text())["schema"]
         try:
-            sg.compile(sg.Grammar.from_json_schema(schema), vocab)
+            grammar = sg.Grammar.from_json_schema(schema)
+            sg.compile(grammar, vocab)
         except sg.StructgenError:
             continue  # refused honestly; counted by the benchmark runners, not here
+        if any(k.status == "check" for k in grammar.report):
+            # Full masks under semantic checks take the exact per-node path (10 ms to 0.5 s each
+            # on this vocabulary), too slow for the Masked sampler at every token in CI; checks
+            # are covered by tests/runtime/test_json_checks.py.
+            continue
         picked.append((path.name, schema))
         if len(picked) == count:
             break
