@@ -155,9 +155,9 @@ def _compile_uncached(
 def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
     """Prove that every state reachable at a token boundary can be continued by some token.
 
-    Fast path: the NFA is trimmed, so every live DFA state is accepting or has a live byte; if
-    every byte is itself a token (byte-level BPE, SentencePiece with byte fallback, tiktoken),
-    some token continues every state. Otherwise, walk the token-level state graph exactly.
+    Fast path (exact, per NFA state, see below): true for byte-level BPE, SentencePiece with byte
+    fallback and tiktoken vocabularies on text grammars. Otherwise, walk the token-level state
+    graph exactly.
     """
     if dfa.initial == dfa.dead:
         raise IncompatibleVocabulary(
@@ -168,7 +168,15 @@ def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary)
         for tid, data in enumerate(vocab.token_bytes)
         if len(data) == 1 and tid not in vocab.special_token_ids
     }
-    if len(single) == 256:
+    # A live DFA state is a non-empty, epsilon-closed set of co-reachable NFA states, so it holds
+    # an accepting state or a state with byte edges. If each NFA state with byte edges has one on
+    # a byte that is itself a token, every live state is accepting or has a one-byte token.
+    avail = np.zeros(257, dtype=np.int64)
+    avail[1:] = np.cumsum([b in single for b in range(256)])
+    if all(
+        not edges or any(avail[hi + 1] - avail[lo] > 0 for lo, hi, _ in edges)
+        for edges in dfa.nfa.edges
+    ):
         return
     seen = {dfa.initial}
     frontier = [dfa.initial]
