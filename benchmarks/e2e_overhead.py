@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import RESULTS, log_run, save_engine_info
+from benchmarks.harness import RESULTS, SoftTimeout, _on_alarm, log_run, save_engine_info
 from benchmarks.maskbench import DEFAULT_DATA, split_of
 
 MODES = ("unconstrained-generate", "unconstrained-loop", "structgen-awrs",
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=160)
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--timeout-s", type=float, default=120.0, help="per schema and mode")
     args = p.parse_args(argv)
     log_run("e2e", ["python", "-m", "benchmarks.e2e_overhead", *(argv or sys.argv[1:])])
     import torch
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from structgen.models import load_default_model
 
     torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGALRM, _on_alarm)
     model, tok = load_default_model()
     model.eval()
     width = int(model.get_output_embeddings().weight.shape[0])
@@ -223,16 +226,29 @@ def main(argv: list[str] | None = None) -> int:
     with out_path.open("w") as f:
         warm = schemas[0][1]
         for mode in modes:  # warm-up (first calls are slow), not recorded
-            run_mode(mode, model, tok, vocab, warm, prompt_ids(tok, prompt_for(warm)), peers, 24)
+            signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
+            try:
+                run_mode(mode, model, tok, vocab, warm, prompt_ids(tok, prompt_for(warm)), peers,
+                         24)
+            except (SoftTimeout, Exception):  # noqa: BLE001 - the measured run will say
+                pass
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         for name, schema in tqdm(schemas, desc="e2e", unit="schema"):
             ids = prompt_ids(tok, prompt_for(schema))
             for mode in modes:
+                signal.setitimer(signal.ITIMER_REAL, args.timeout_s)
                 try:
                     rec = run_mode(mode, model, tok, vocab, schema, ids, peers,
                                    args.max_new_tokens)
+                except SoftTimeout:
+                    rec = {"mode": mode, "error": f"timeout: over {args.timeout_s:g} s",
+                           "ms_per_token": None, "new_tokens": 0, "valid": False}
                 except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
                     rec = {"mode": mode, "error": f"{type(exc).__name__}: {exc}"[:500],
                            "ms_per_token": None, "new_tokens": 0, "valid": False}
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
                 rec.update(id=name, vocab_size=vocab.vocab_size, prompt_tokens=len(ids))
                 f.write(json.dumps(rec) + "\n")
                 f.flush()

@@ -124,6 +124,16 @@ def error_record(exc: BaseException) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ worker pool
 
 
+class SoftTimeout(BaseException):
+    """Raised by SIGALRM inside a worker (a BaseException, so engines' ``except Exception`` do
+    not swallow it). Python engines stop at the next bytecode and the worker lives on; native
+    code that never returns to Python is killed by the parent's hard limit instead."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise SoftTimeout()
+
+
 def _worker(conn: Any, engine_name: str, tok_name: str, mem_gb: float,
             task_fn: Callable[[Any, dict[str, Any]], dict[str, Any]]) -> None:
     if mem_gb > 0 and sys.platform.startswith("linux"):
@@ -139,12 +149,23 @@ def _worker(conn: Any, engine_name: str, tok_name: str, mem_gb: float,
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send({"ready": False, **error_record(exc)})
         return
+    import signal
+
+    signal.signal(signal.SIGALRM, _on_alarm)
     while True:
         task = conn.recv()
         if task is None:
             return
+        soft = float(task.get("_soft_timeout_s", 0))
         try:
-            result = task_fn(engine, task)
+            if soft > 0:
+                signal.setitimer(signal.ITIMER_REAL, soft)
+            try:
+                result = task_fn(engine, task)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except SoftTimeout:
+            result = {"status": "timeout", "error": f"no answer within {soft:g} s (soft limit)"}
         except MemoryError as exc:
             result = {"status": "oom", **error_record(exc)}
         except BaseException as exc:  # noqa: BLE001 - one task never kills the run
@@ -197,12 +218,15 @@ class WorkerPool:
         self._conn = None
 
     def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The task's result; a soft limit of ``timeout_s`` inside the worker, and a hard one
+        (kill) a little later for engines stuck in native code."""
         if self._proc is None:
             self._start()
         t0 = time.monotonic()
-        self._conn.send(task)
+        self._conn.send({**task, "_soft_timeout_s": self.timeout_s})
+        hard = self.timeout_s + max(5.0, 0.5 * self.timeout_s)
         try:
-            ready = self._conn.poll(self.timeout_s)
+            ready = self._conn.poll(hard)
             if ready:
                 return dict(self._conn.recv())
         except (EOFError, OSError):
@@ -211,8 +235,8 @@ class WorkerPool:
         alive = self._proc.is_alive()
         code = self._proc.exitcode
         self._kill()
-        if alive or elapsed >= self.timeout_s:
-            return {"status": "timeout", "error": f"no answer within {self.timeout_s:g} s"}
+        if alive or elapsed >= hard:
+            return {"status": "timeout", "error": f"no answer within {hard:g} s (killed)"}
         return {"status": "crash", "error": f"worker died (exit code {code}); "
                 f"out of memory under the {self.mem_gb:g} GB address-space cap or a segfault"}
 

@@ -72,6 +72,10 @@ def top_errors(groups: Groups, tok: str, engines: list[str], n: int = 12) -> lis
         c: Counter[str] = Counter()
         for r in groups[(tok, e)]:
             if r["status"] == "ok":
+                for f in r.get("fails", ()):
+                    if "error_type" in f:  # an exception while matching an instance
+                        c[f"EXCEPTION while matching {f['error_type']} @ "
+                          f"{f.get('error_where', '')}: {norm_error(f['error'])}"] += 1
                 continue
             head = r.get("error_type") or r["status"]
             if r.get("unexpected"):

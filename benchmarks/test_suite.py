@@ -88,6 +88,7 @@ def process_group(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
     mask = engine.new_mask()
     times: list[int] = []
     right: list[bool] = []
+    errors: list[int] = []
     fails: list[dict[str, Any]] = []
     for i, test in enumerate(tests):
         text = instance_text(test["data"], task.get("raw_unicode", False))
@@ -96,13 +97,14 @@ def process_group(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
             res = judge(engine, handle, tokens, bool(test["valid"]), mask, times)
         except Exception as exc:  # noqa: BLE001
             right.append(False)
+            errors.append(i)
             fails.append({"test": i, **error_record(exc)})
             continue
         right.append(bool(res["right"]))
         if not res["right"]:
             fails.append({"test": i, "valid": test["valid"], "why": res["why"], "at": res["at"],
                           "text": text[:200]})
-    rec.update(status="ok", right=right, fails=fails[:10],
+    rec.update(status="ok", right=right, errors=errors, fails=fails[:10],
                mask_us_p50=sorted(times)[len(times) // 2] if times else None)
     return rec
 
