@@ -14,7 +14,9 @@ keywords the grammar missed); values are small, so this costs microseconds to a 
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -68,15 +70,43 @@ class JsonSchemaCheck:
         return validator
 
     def __call__(self, data: bytes) -> bool:
-        try:
-            value = json.loads(data)
-        except ValueError:
-            return False
-        return bool(self._validator().is_valid(value))
+        return _verdict(self, data)
 
     def describe(self) -> str:
         """Which keywords at which pointer this check enforces."""
         return f"{', '.join(self.keywords) or 'schema'} at {self.pointer}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _verdict(check: JsonSchemaCheck, data: bytes) -> bool:
+    """Memoised: masks re-run the same completions often (the check itself is pure)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return False
+    return bool(check._validator().is_valid(value))
+
+
+def unevaluable_pattern(schema: Any) -> str | None:
+    """A ``pattern`` / ``patternProperties`` regex in ``schema`` (nested subschemas included) that
+    Python's ``re`` cannot compile (``\\p{L}``...), so ``jsonschema`` could not evaluate a check
+    on it; ``None`` if there is none."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+            if isinstance(node.get("patternProperties"), dict):
+                found += list(node["patternProperties"])
+            for pattern in found:
+                try:
+                    re.compile(pattern)
+                except re.error:
+                    return pattern
+            stack.extend(node.values())
+    return None
 
 
 def canonical(schema: Any) -> str:
@@ -84,4 +114,4 @@ def canonical(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["JsonSchemaCheck", "canonical", "resolve_pointer"]
+__all__ = ["JsonSchemaCheck", "canonical", "resolve_pointer", "unevaluable_pattern"]

@@ -14,6 +14,7 @@ Deliberate simplifications (documented choices, not approximations of the accept
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from fractions import Fraction
 
 NUMBER_PATTERN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
@@ -24,6 +25,22 @@ INTEGER_FRACTION = r"(?:\.0+)?"
 
 INTEGER_PATTERN = r"-?(?:0|[1-9][0-9]*)" + INTEGER_FRACTION
 """Any integer (no bounds)."""
+
+
+def literal_number_pattern(value: int | float) -> str:
+    """A regex for the plain decimal spellings of ``value``: ``2`` -> ``2(?:\\.0+)?``, ``-2.5`` ->
+    ``-2\\.50*``, ``0`` -> ``-?0(?:\\.0+)?`` (JSON Schema compares numbers by value, so ``1.0``
+    equals ``1``). A float is spelled from its shortest repr. Exponent spellings (``1e0``) are not
+    included."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        sign = "-" if value < 0 else ("-?" if value == 0 else "")
+        return sign + str(abs(value)) + INTEGER_FRACTION
+    text = format(Decimal(repr(value)), "f")
+    sign = "-" if text.startswith("-") else ""
+    whole, _, frac = text.lstrip("-").partition(".")
+    return sign + whole + r"\." + frac.rstrip("0") + "0*"
 
 
 def _group(alternatives: list[str]) -> str:
@@ -176,6 +193,7 @@ def numeric_interval_empty(
 
 
 __all__ = [
+    "literal_number_pattern",
     "INTEGER_FRACTION",
     "INTEGER_PATTERN",
     "NUMBER_PATTERN",

@@ -20,9 +20,10 @@ invalid instance):
       spelling). ``{"b":1,"a":2}`` is rejected when ``a`` is declared before ``b``.
     * ``additionalProperties`` unspecified next to ``properties``: option ``additional_properties``
       ``"declared"`` (default) allows only declared (and required) keys; ``"spec"`` allows extras.
-    * ``enum``/``const`` values are accepted in the ``json.dumps(value)`` spelling (object keys in
-      the value's order), plus the raw-UTF-8 spelling of strings; the whitespace policy applies
-      between tokens.
+    * ``enum``/``const`` values: strings in the ``json.dumps`` and raw-UTF-8 spellings; numbers in
+      every plain decimal spelling of the same value (``1``, ``1.0``, ``-0``), not in exponent
+      spellings; object members in any order up to ``_MAX_PERMUTED_MEMBERS`` members, in the
+      value's order beyond; the whitespace policy applies between tokens.
     * Declared keys are accepted in those two spellings too; numbers: see ``json_numbers``;
       ``pattern``/length: see ``json_strings``.
     * ``$ref`` and ``anyOf`` are refused next to other assertion keywords (that needs intersection).
@@ -32,6 +33,7 @@ invalid instance):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -39,9 +41,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from structgen.errors import ConfigurationError, InvalidSchema
-from structgen.grammar.ir import Check, Expr, Grammar, Ref, alt, lit, seq
-from structgen.grammar.json_checks import JsonSchemaCheck
+from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
+from structgen.grammar.ir import Check, Expr, Grammar, Ref, Regex, alt, lit, seq
+from structgen.grammar.json_checks import JsonSchemaCheck, unevaluable_pattern
+from structgen.grammar.json_numbers import literal_number_pattern
 from structgen.grammar.json_rules import finish_rules
 from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
 from structgen.grammar.json_types import (
@@ -56,6 +59,9 @@ from structgen.grammar.json_types import (
     json_equal,
     within,
 )
+
+_MAX_PERMUTED_MEMBERS = 4
+"""An enum/const object with up to this many members is accepted in any member order."""
 
 ANNOTATIONS = frozenset(
     "title description default examples $schema $comment deprecated readOnly writeOnly $defs "
@@ -186,6 +192,22 @@ class SchemaLowering(TypeLowering):
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
             return expr
+        bad = unevaluable_pattern(schema)
+        if bad is not None:
+            message = (
+                f"a semantic check here ({', '.join(sorted(keywords))}) would need the "
+                f"regex {bad!r}, which Python's re (used by the check) cannot compile"
+            )
+            if not self.options.best_effort:
+                raise UnsupportedFeature(
+                    message,
+                    location=ctx.pointer,
+                    keyword=min(keywords),
+                    hint="pass best_effort=True to skip these keywords",
+                )
+            for keyword in keywords:
+                self._mark(ctx, keyword, "refused", message)
+            return expr
         predicate = JsonSchemaCheck(self.root_text, ctx.pointer, tuple(sorted(keywords)))
         return Check(expr, predicate)
 
@@ -252,7 +274,10 @@ class SchemaLowering(TypeLowering):
             f"additionalProperties: {reading}; an explicit value always wins",
             ws_note,
             "object properties in schema order (optional ones may be skipped); extras after them",
-            "enum/const: accepted as spelled by json.dumps (and raw UTF-8 for strings)",
+            "enum/const: strings as json.dumps spells them (and raw UTF-8); numbers in plain "
+            "decimal spellings of the same value (1 = 1.0 = 1.00), no exponent spellings; object "
+            f"members in any order up to {_MAX_PERMUTED_MEMBERS} members, in the value's order "
+            "beyond",
             "integer: -?(0|[1-9][0-9]*) with optional .0+; no exponent spellings",
         )
 
@@ -372,19 +397,25 @@ class SchemaLowering(TypeLowering):
         if isinstance(value, str):
             spellings = [json.dumps(value), json.dumps(value, ensure_ascii=False)]
             return alt(*(lit(s) for s in spellings if encodable(s)))
-        if value is None or isinstance(value, (bool, int, float)):
+        if value is None or isinstance(value, bool):
             return lit(json.dumps(value))
+        if isinstance(value, (int, float)):
+            return Regex(literal_number_pattern(value))
         if isinstance(value, list):
-            items = [self._literal(v, ctx) for v in value]
-        elif isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-            items = [
-                seq(self._literal(k, ctx), self.colon, self._literal(v, ctx))
-                for k, v in value.items()
-            ]
-        else:
+            return self._bracketed("[", [self._literal(v, ctx) for v in value], "]")
+        if not (isinstance(value, Mapping) and all(isinstance(k, str) for k in value)):
             self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
+        members = [
+            seq(self._literal(k, ctx), self.colon, self._literal(v, ctx)) for k, v in value.items()
+        ]
+        if len(members) > _MAX_PERMUTED_MEMBERS:  # key order as written (see the notes)
+            return self._bracketed("{", members, "}")
+        return alt(
+            *(self._bracketed("{", list(order), "}") for order in itertools.permutations(members))
+        )
+
+    def _bracketed(self, open_: str, items: list[Expr], close: str) -> Expr:
         inner = [items[0]] + [seq(self.sep, item) for item in items[1:]] if items else []
-        open_, close = ("[", "]") if isinstance(value, list) else ("{", "}")
         return seq(lit(open_), self.ws, *inner, *([self.ws] if inner else []), lit(close))
 
 

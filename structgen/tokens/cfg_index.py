@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from structgen.automata.cfg import Bnf
-from structgen.automata.earley import ChartState, EarleyParser
+from structgen.automata.earley import ChartState, EarleyParser, NeedsBytes
 from structgen.tokens.dfa_index import pack_bool_mask
 from structgen.tokens.trie import TokenTrie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
@@ -158,34 +158,69 @@ class CfgTokenIndex:
         self._collect(state, 0, acc)
         return acc
 
-    def _collect(self, state: ChartState, node: int, acc: np.ndarray) -> None:
-        checked = bool(self.bnf.predicates)
-        local = np.zeros_like(acc) if checked else acc
-        sink_nodes: list[np.ndarray] = []
+    def _collect(
+        self,
+        state: ChartState,
+        node: int,
+        acc: np.ndarray,
+        base: tuple[ChartState, int] | None = None,
+    ) -> None:
+        if self.bnf.predicates:
+            self._collect_checked(state, node, acc, base or (state, node))
+            return
         for scan in state.last.scans:
             t, q, _ = scan
-            mask, mids, sinks = self._walk(t, q, node)
-            np.bitwise_or(local, mask, out=local)
-            if checked and sinks.size:
-                sink_nodes.append(sinks)
+            mask, mids, _ = self._walk(t, q, node)
+            np.bitwise_or(acc, mask, out=acc)
             if mids.size:
-                if checked:  # semantic checks need the real bytes: advance exactly per node
-                    for mid in mids.tolist():
-                        exact = self.parser.advance(state, self._node_bytes(node, mid))
-                        if exact is not None:
-                            self._collect(exact, mid, local)
-                    continue
                 after = self.parser.complete_terminal(state, scan)
                 if after is None:
                     continue
                 for mid in mids.tolist():
                     self._collect(after, mid, acc)
-        if checked:
-            # Tokens that end where a terminal ends with nothing after it survive only if the
-            # completion passes the semantic checks: verify those exactly.
-            if sink_nodes:
-                self._drop_failing_sinks(state, node, np.unique(np.concatenate(sink_nodes)), local)
-            np.bitwise_or(acc, local, out=acc)
+
+    def _collect_checked(
+        self, state: ChartState, node: int, acc: np.ndarray, base: tuple[ChartState, int]
+    ) -> None:
+        """``_collect`` when the grammar has semantic checks.
+
+        ``state`` may be abstract (built by ``complete_terminal``, bytes unknown); ``base`` is the
+        nearest exact state above, with its trie node. A terminal completion that fires no check is
+        the same whatever bytes the terminal read, so it is shared as in the unchecked case; only
+        where a check fires (``NeedsBytes``) are the token's bytes replayed exactly from ``base``.
+        """
+        local = np.zeros_like(acc)
+        verify: list[np.ndarray] = []
+        base_state, base_node = base
+        for scan in state.last.scans:
+            t, q, _ = scan
+            mask, mids, sinks = self._walk(t, q, node)
+            np.bitwise_or(local, mask, out=local)
+            if not (mids.size or sinks.size):
+                continue
+            try:
+                after = self.parser.complete_terminal(state, scan)
+            except NeedsBytes:
+                if sinks.size:
+                    verify.append(sinks)
+                for mid in mids.tolist():
+                    exact = self.parser.advance(base_state, self._node_bytes(base_node, mid))
+                    if exact is not None:
+                        self._collect_checked(exact, mid, local, (exact, mid))
+                continue
+            if after is None:
+                if sinks.size:
+                    verify.append(sinks)
+                continue
+            for mid in mids.tolist():
+                self._collect_checked(after, mid, local, base)
+        if verify:
+            # A token that ends where a terminal ends with nothing after it survives only if the
+            # completion passes the semantic checks: verify those tokens exactly.
+            self._drop_failing_sinks(
+                base_state, base_node, np.unique(np.concatenate(verify)), local
+            )
+        np.bitwise_or(acc, local, out=acc)
 
     def _drop_failing_sinks(
         self, state: ChartState, node: int, sinks: np.ndarray, local: np.ndarray

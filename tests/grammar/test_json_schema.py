@@ -528,9 +528,55 @@ def test_declared_order_and_enum_spelling() -> None:
     assert not _accepts(schema, '{"b": 2, "a": 1}')  # valid, but not in declared order
     enum = {"enum": [{"a": 1, "b": 2}, 1.0, "é"]}
     assert _accepts(enum, '{"a": 1, "b": 2}') and _accepts(enum, '{\n  "a": 1,\n  "b": 2\n}')
-    assert not _accepts(enum, '{"b": 2, "a": 1}')
-    assert _accepts(enum, "1.0") and not _accepts(enum, "1")
+    assert _accepts(enum, '{"b": 2, "a": 1}')  # enum/const objects: members in any order
+    assert _accepts(enum, "1.0") and _accepts(enum, "1") and _accepts(enum, "1.000")
     assert _accepts(enum, '"\\u00e9"') and _accepts(enum, '"é"')
+    big = {"const": {k: i for i, k in enumerate("abcde")}}  # beyond 4 members: order as written
+    assert _accepts(big, json.dumps(big["const"]))
+    assert not _accepts(big, json.dumps(dict(reversed(big["const"].items()))))
+
+
+@pytest.mark.parametrize("value", [0, -0.0, 1, 1.0, -2, -2.0, 2.5, -0.125, 0.1, 1e-7, 1e20, 2**53])
+def test_numeric_const_accepts_every_plain_spelling_of_its_value(value: Any) -> None:
+    texts = [
+        "0",
+        "-0",
+        "0.0",
+        "-0.000",
+        "1",
+        "1.0",
+        "1.00",
+        "01",
+        "-2",
+        "-2.0",
+        "2",
+        "2.5",
+        "2.50",
+        "-0.125",
+        "-0.1250",
+        "0.125",
+        "0.1",
+        "0.10",
+        "0.100000",
+        "0.0000001",
+        "0.00000010",
+        "100000000000000000000",
+        "100000000000000000000.0",
+        "9007199254740992",
+        "9007199254740992.00",
+        "9007199254740993",
+        "1.",
+        ".5",
+        "+1",
+    ]
+    for schema in ({"const": value}, {"enum": ["x", value, None]}):
+        validator = jsonschema.Draft202012Validator(schema)
+        for text in texts:
+            try:
+                expected = validator.is_valid(json.loads(text))
+            except ValueError:
+                expected = False  # not JSON
+            assert _accepts(schema, text) == expected, (schema, text)
 
 
 def test_integer_and_number_spellings() -> None:

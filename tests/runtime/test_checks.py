@@ -33,7 +33,9 @@ class EvenSum:
         return "even digit sum"
 
 
-VOCAB = sg.Vocabulary.byte_level([b"1,", b",2", b"1]", b",1]", b"[[", b"]]", b"],[", b"2,3"])
+VOCAB = sg.Vocabulary.byte_level(
+    [b"1,", b",2", b"1]", b",1]", b"[[", b"]]", b"],[", b"2,3", b"2]]", b",1,2]", b"3],", b"[1,1]"]
+)
 ARRAY = seq(lit("["), opt(seq(Regex("[0-9]"), Repeat(seq(lit(","), Regex("[0-9]"))))), lit("]"))
 GRAMMARS = {
     "unique": (
@@ -108,7 +110,7 @@ def test_checks_agree_with_the_predicate(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(GRAMMARS))
-@pytest.mark.parametrize("prefix", ["[", "[1,2", "[[1,1],", "[1,2,3", "[[2"])
+@pytest.mark.parametrize("prefix", ["[", "[1,2", "[[1,1],", "[1,2,3", "[[2", "[[1,[3", "[[[1,2]"])
 def test_masks_with_checks_equal_brute_force(name: str, prefix: str) -> None:
     grammar, _ = GRAMMARS[name]
     m = sg.compile(grammar, VOCAB).matcher()

@@ -50,8 +50,10 @@ CASES = [
     ({"type": "array", "contains": {"const": 3}, "maxContains": 1}, [[1, 3], [3, 3], [1]]),
     ({"type": "object", "dependentRequired": {"a": ["b"]}}, [{"a": 1}, {"a": 1, "b": 1}, {}]),
     ({"type": "string", "pattern": "^a\\s*b"}, ["a  b", "ab!", "a-b", " ab"]),
-    ({"type": "string", "format": "date-time"},
-     ["2022-01-01T12:00:00Z", "2022-01-01 12:00:00", "2022-13-01T00:00:00Z"]),
+    (
+        {"type": "string", "format": "date-time"},
+        ["2022-01-01T12:00:00Z", "2022-01-01 12:00:00", "2022-13-01T00:00:00Z"],
+    ),
 ]
 
 
@@ -77,6 +79,22 @@ def test_uncheckable_format_stays_refused() -> None:
     with pytest.raises(sg.UnsupportedFeature) as info:
         sg.Grammar.from_json_schema({"type": "string", "format": "no-such-format"})
     assert info.value.location == "#/format"
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "\\p{Letter}+"},
+        {"type": "object", "patternProperties": {"\\p{Lu}": {"type": "integer"}}},
+        {"not": {"type": "string", "pattern": "^\\p{L}$"}},
+    ],
+)
+def test_check_on_a_regex_python_cannot_compile_is_refused(schema) -> None:
+    with pytest.raises(sg.UnsupportedFeature, match="cannot compile"):
+        sg.Grammar.from_json_schema(schema, additional_properties="spec")
+    grammar = sg.Grammar.from_json_schema(schema, additional_properties="spec", best_effort=True)
+    assert any(k.status == "refused" for k in grammar.report)
+    assert not any(k.status == "check" for k in grammar.report)
 
 
 def test_checks_off_refuses() -> None:
