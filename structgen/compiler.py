@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from structgen.automata.cfg import grammar_to_bnf
-from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES
-from structgen.automata.lazy_dfa import LazyByteDFA
+from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
 from structgen.errors import ConfigurationError, IncompatibleVocabulary
 from structgen.grammar.ir import Grammar, KeywordStatus
@@ -43,7 +42,7 @@ class CompiledGrammar:
         grammar: the source grammar.
         vocab: the vocabulary.
         report: per-keyword enforcement report (from the front end).
-        index: the token-level engine: ``DfaTokenIndex`` for regular grammars (one minimal DFA),
+        index: the token-level engine: ``DfaTokenIndex`` for regular grammars (one lazy DFA),
             ``CfgTokenIndex`` for recursive ones (Earley over DFA terminals).
     """
 

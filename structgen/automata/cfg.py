@@ -1,5 +1,8 @@
 """IR grammar -> BNF whose terminals are byte DFAs (the input of the Earley recogniser).
 
+Terminal DFAs are lazy (``LazyByteDFA``): compiling a terminal builds its NFA only; rows are
+determinised when parsing or a mask walk first reaches them.
+
 Every maximal regular sub-expression (one that reaches no recursive rule) becomes a single
 terminal, compiled to one minimal byte DFA; only genuine recursion is left to the parser. So a
 schema whose only recursion is an unconstrained JSON value keeps its whole fixed skeleton in a
@@ -14,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from structgen.automata.dfa import DEFAULT_MAX_DFA_STATES, ByteDFA, determinize
+from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder
 from structgen.errors import IncompatibleVocabulary, InvalidGrammar
 from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Repeat, Seq
@@ -34,7 +37,7 @@ class Bnf:
 
     productions: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
-    terminals: list[ByteDFA] = field(default_factory=list)
+    terminals: list[LazyByteDFA] = field(default_factory=list)
     nullable: frozenset[int] = frozenset()
     by_lhs: list[tuple[int, ...]] = field(default_factory=list)
     predicates: dict[int, Any] = field(default_factory=dict)  # nonterminal -> semantic check
@@ -147,7 +150,7 @@ class _Lowering:
             builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa))
             start, end = builder.build(expr)
             builder.nfa.accept[end] = 0
-            dfa = determinize(builder.nfa, start, max_states=self.max_dfa)
+            dfa = LazyByteDFA(builder.nfa, start, max_states=self.max_dfa)
             tid = len(self.bnf.terminals)
             self.bnf.terminals.append(dfa)
             self.term_of_expr[expr] = tid
@@ -237,8 +240,8 @@ class _Lowering:
 
 def _finish(bnf: Bnf, prods: list[tuple[int, tuple[int, ...]]], names: list[str]) -> Bnf:
     """Drop unproductive productions, compute nullables and indexes."""
-    term_empty = [t.num_states == 0 for t in bnf.terminals]
-    term_nullable = [bool(t.num_states and t.accepting[t.initial]) for t in bnf.terminals]
+    term_empty = [t.initial == t.dead for t in bnf.terminals]
+    term_nullable = [t.accept_list[t.initial] for t in bnf.terminals]
     productive: set[int] = set()
     changed = True
     while changed:

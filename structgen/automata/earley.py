@@ -61,13 +61,9 @@ class EarleyParser:
         self.bnf = bnf
         self.rhs = [rhs for _, rhs in bnf.productions]
         self.lhs = [lhs for lhs, _ in bnf.productions]
-        self.rows = [t.rows() for t in bnf.terminals]
-        self.dead = [t.dead for t in bnf.terminals]
-        self.term_accepting = [t.accepting.tolist() for t in bnf.terminals]
+        self.terms = bnf.terminals  # lazy DFAs: rows are determinised on first use
         self.term_initial = [t.initial for t in bnf.terminals]
-        self.term_nullable = [bool(t.num_states and t.accepting[t.initial]) for t in bnf.terminals]
-        # states with at least one live outgoing byte: only those keep a scan item alive
-        self.has_out = [(t.trans != t.dead).any(axis=1).tolist() for t in bnf.terminals]
+        self.term_nullable = [t.accept_list[t.initial] for t in bnf.terminals]
 
     # ------------------------------------------------------------------ construction
 
@@ -121,7 +117,7 @@ class EarleyParser:
             else:
                 t = ~sym
                 scan = (t, self.term_initial[t], pos)
-                if scan not in scan_seen and self.has_out[t][scan[1]]:
+                if scan not in scan_seen and self.terms[t].row_has_out(scan[1]):
                     scan_seen.add(scan)
                     s.scans.append(scan)
                 if self.term_nullable[t]:
@@ -143,13 +139,15 @@ class EarleyParser:
         pos = len(sets)
         nxt = EarleySet(byte)
         agenda: list[Item] = []
+        terms = self.terms
         for t, q, j in cur.scans:
-            q2 = self.rows[t][q][byte]
-            if q2 == self.dead[t]:
+            dfa = terms[t]
+            q2 = dfa.row(q)[byte]
+            if q2 == 0:  # the dead state
                 continue
-            if self.has_out[t][q2]:
+            if dfa.row_has_out(q2):  # only a state with a live byte keeps a scan item alive
                 nxt.scans.append((t, q2, j))
-            if self.term_accepting[t][q2]:
+            if dfa.accept_list[q2]:
                 for p, d, o in sets[j].waiting.get(~t, ()):
                     item = (p, d + 1, o)
                     if item not in nxt.items:

@@ -23,6 +23,9 @@ from structgen.errors import LimitExceeded
 
 _UNKNOWN = -1
 
+DEFAULT_MAX_DFA_STATES = 200_000
+"""Default bound on the states one lazy DFA may discover (``LimitExceeded`` beyond)."""
+
 
 def _coreachable(nfa: ByteNFA) -> set[int]:
     preds: list[list[int]] = [[] for _ in range(nfa.num_states)]
@@ -44,7 +47,7 @@ def _coreachable(nfa: ByteNFA) -> set[int]:
 class LazyByteDFA:
     """On-demand DFA over bytes with the read interface the token layer needs."""
 
-    def __init__(self, nfa: ByteNFA, start: int, max_states: int = 1_000_000) -> None:
+    def __init__(self, nfa: ByteNFA, start: int, max_states: int = DEFAULT_MAX_DFA_STATES) -> None:
         self.nfa = nfa
         self.start = start
         self.max_states = max_states
@@ -57,6 +60,8 @@ class LazyByteDFA:
         self._sets: list[frozenset[int]] = []
         self._table = np.full((64, 256), _UNKNOWN, dtype=np.int32)
         self._accepting = np.zeros(64, dtype=bool)
+        self._has_out = np.zeros(64, dtype=bool)  # valid where the row is computed
+        self.accept_list: list[bool] = []  # the accepting flags as a list (fast scalar reads)
         self._rows: list[list[int] | None] = []
         self._lock = threading.RLock()
         dead = self._intern(frozenset())
@@ -106,10 +111,13 @@ class LazyByteDFA:
             grow = self._table.shape[0]
             self._table = np.vstack([self._table, np.full((grow, 256), _UNKNOWN, np.int32)])
             self._accepting = np.concatenate([self._accepting, np.zeros(grow, dtype=bool)])
+            self._has_out = np.concatenate([self._has_out, np.zeros(grow, dtype=bool)])
         self._ids[subset] = sid
         self._sets.append(subset)
         self._rows.append(None)
-        self._accepting[sid] = any(s in self.nfa.accept for s in subset)
+        accepting = any(s in self.nfa.accept for s in subset)
+        self._accepting[sid] = accepting
+        self.accept_list.append(accepting)
         return sid
 
     def _compute_row(self, sid: int) -> list[int]:
@@ -127,6 +135,7 @@ class LazyByteDFA:
                         tid = self._intern(self._closure(targets))
                         row[a:b] = [tid] * (b - a)
             self._table[sid] = row
+            self._has_out[sid] = bool(edges)
             self._rows[sid] = row
             return row
 
@@ -167,6 +176,19 @@ class LazyByteDFA:
             out = self._table[states, byts]
         return out
 
+    def has_out(self, states: np.ndarray) -> np.ndarray:
+        """``bool`` per state: whether some byte keeps it alive (rows computed as needed)."""
+        rows = self._rows
+        for sid in np.unique(states).tolist():
+            if rows[sid] is None:
+                self._compute_row(int(sid))
+        return self._has_out[states]
+
+    def row_has_out(self, state: int) -> bool:
+        """Whether some byte keeps ``state`` alive."""
+        self.row(state)
+        return bool(self._has_out[state])
+
     def single_live_byte(self, state: int) -> int:
         """The only byte that keeps ``state`` alive, or -1."""
         live = [b for b, t in enumerate(self.row(state)) if t != 0]
@@ -177,4 +199,4 @@ class LazyByteDFA:
         return bool(self._accepting[self.step(self.initial, data)])
 
 
-__all__ = ["LazyByteDFA"]
+__all__ = ["DEFAULT_MAX_DFA_STATES", "LazyByteDFA"]

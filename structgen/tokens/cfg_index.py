@@ -62,7 +62,6 @@ class CfgTokenIndex:
         self.parser = EarleyParser(bnf)
         self._trie: TokenTrie | None = None
         self._extras: _TrieExtras | None = None
-        self._node_class: list[np.ndarray] | None = None
         self._walks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._initial = self.parser.initial_state()
@@ -115,9 +114,9 @@ class CfgTokenIndex:
         """The bytes the grammar forces: followed while the sentence is incomplete and exactly
         one byte keeps some scan item alive."""
         out = bytearray()
-        single = self._single_bytes_per_terminal()
+        terms = self.bnf.terminals
         while len(out) < limit and not state.last.accepting:
-            options = {single[t][q] for t, q, _ in state.last.scans}
+            options = {terms[t].single_live_byte(q) for t, q, _ in state.last.scans}
             if len(options) != 1:
                 break
             byte = options.pop()
@@ -129,17 +128,6 @@ class CfgTokenIndex:
             out.append(byte)
             state = nxt
         return bytes(out)
-
-    def _single_bytes_per_terminal(self) -> list[list[int]]:
-        cached = getattr(self, "_single", None)
-        if cached is None:
-            cached = []
-            for dfa in self.bnf.terminals:
-                live = dfa.trans[:, dfa.byte_class.astype(np.int64)] != dfa.dead
-                first = live.argmax(axis=1)
-                cached.append(np.where(live.sum(axis=1) == 1, first, -1).tolist())
-            self._single = cached
-        return cached
 
     def can_continue(self, state: ChartState) -> bool:
         """Whether some non-EOS token is allowed next."""
@@ -266,19 +254,13 @@ class CfgTokenIndex:
         if self._extras is None:
             self._extras = _TrieExtras(trie)
         ex = self._extras
-        if self._node_class is None:
-            self._node_class = [
-                d.byte_class[trie.byte].astype(np.int64) for d in self.bnf.terminals
-            ]
         dfa = self.bnf.terminals[t]
-        trans, dead, accepting = dfa.trans, dfa.dead, dfa.accepting
-        ncls = self._node_class[t]
+        node_bytes = trie.byte
         cur_lo, cur_hi = node, node + 1
         cur_states = np.array([q], dtype=np.int32)
         live_nodes: list[np.ndarray] = []
         mids: list[np.ndarray] = []
         sinks: list[np.ndarray] = []
-        has_out = self._has_out(t)
         for lo, hi in trie.levels[int(ex.depth[node]) :]:
             parents = trie.parent[lo:hi]
             a = int(np.searchsorted(parents, cur_lo, "left"))
@@ -286,18 +268,25 @@ class CfgTokenIndex:
             if a >= b:
                 break
             nodes = np.arange(lo + a, lo + b)
-            states = trans[cur_states[parents[a:b] - cur_lo], ncls[lo + a : lo + b]]
-            live = states != dead
+            states = dfa.gather(cur_states[parents[a:b] - cur_lo], node_bytes[lo + a : lo + b])
+            live = states != 0  # 0: the dead state
             if not live.any():
                 break
-            live_nodes.append(nodes[live])
-            mid = accepting[states] & ex.has_children[lo + a : lo + b]
-            if mid.any():
-                mids.append(nodes[mid])
-            sink = accepting[states] & ~has_out[states]
-            if sink.any():
-                sinks.append(nodes[sink])
-            cur_lo, cur_hi, cur_states = lo + a, lo + b, states
+            nodes, states = nodes[live], states[live]
+            live_nodes.append(nodes)
+            accepting = dfa.accepting[states]
+            if accepting.any():
+                mid = accepting & ex.has_children[nodes]
+                if mid.any():
+                    mids.append(nodes[mid])
+                ends = states[accepting]
+                sink = ~dfa.has_out(ends)
+                if sink.any():
+                    sinks.append(nodes[accepting][sink])
+            # the next level looks up children by parent node: keep the dense range, dead = 0
+            full = np.zeros(b - a, dtype=np.int32)
+            full[live] = states
+            cur_lo, cur_hi, cur_states = lo + a, lo + b, full
         allowed = np.zeros(self.vocab.vocab_size, dtype=bool)
         if live_nodes:
             alive = np.concatenate(live_nodes)
@@ -313,15 +302,6 @@ class CfgTokenIndex:
         mid_nodes = np.concatenate(mids) if mids else np.zeros(0, dtype=np.int64)
         sink_nodes = np.concatenate(sinks) if sinks else np.zeros(0, dtype=np.int64)
         return mask, mid_nodes, sink_nodes
-
-    def _has_out(self, t: int) -> np.ndarray:
-        cached = self.__dict__.setdefault("_has_out_cache", {})
-        arr = cached.get(t)
-        if arr is None:
-            dfa = self.bnf.terminals[t]
-            arr = (dfa.trans != dfa.dead).any(axis=1)
-            cached[t] = arr
-        return arr
 
 
 __all__ = ["CfgTokenIndex"]
