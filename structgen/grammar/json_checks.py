@@ -23,6 +23,8 @@ from typing import Any
 
 import jsonschema
 
+from structgen.grammar.json_refs import dialect_spec, scoped_resolver
+
 _VALIDATORS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
 
@@ -64,7 +66,11 @@ class JsonSchemaCheck:
                 default = jsonschema.validators.validator_for({"$schema": self.draft}, default)
             cls = jsonschema.validators.validator_for(root, default=default)
             base = cls(root, format_checker=cls.FORMAT_CHECKER)
-            validator = base.evolve(schema=resolve_pointer(root, self.pointer))
+            # the subschema validates in the base-URI scope of its place in the document (nested
+            # $id), as jsonschema's own descent would give it
+            # (jsonschema's descend passes ``_resolver`` the same way)
+            resolver = scoped_resolver(base._resolver, dialect_spec(root), root, self.pointer)
+            validator = base.evolve(schema=resolve_pointer(root, self.pointer), _resolver=resolver)
             with _LOCK:
                 _VALIDATORS[key] = validator
         return validator

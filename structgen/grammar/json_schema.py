@@ -5,11 +5,12 @@ JSON texts the schema validates (draft 2020-12), in a fixed spelling discipline;
 cannot be enforced exactly are refused, never dropped (unless ``best_effort=True``).
 
 Supported keywords: ``type``, ``enum``, ``const``, ``properties``, ``required``,
-``additionalProperties``, ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``$ref`` (local
-JSON pointers, recursion allowed), ``anyOf``, ``minLength``, ``maxLength``, ``pattern`` (subset,
-see ``json_strings``), ``format: uuid``, and ``minimum``/``maximum``/``exclusiveMinimum``/
-``exclusiveMaximum`` on integers. Keywords that do not apply to the allowed types have no effect
-and are reported as such. Unknown keywords (not in any JSON Schema vocabulary) and annotations are
+``additionalProperties``, ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``$ref``
+(within the document, resolved by ``json_refs``; recursion allowed), ``anyOf``, ``minLength``,
+``maxLength``, ``pattern`` (subset, see ``json_strings``), ``format: uuid``, and ``minimum``/
+``maximum``/``exclusiveMinimum``/``exclusiveMaximum`` on integers; the others by semantic checks
+(``json_checks``) or refused. Keywords that do not apply to the allowed types have no effect and
+are reported as such. Unknown keywords (not in any JSON Schema vocabulary) and annotations are
 reported as ``annotation``: they never affect validity.
 
 Deliberate simplifications (each is a rejection of some valid spellings, never an acceptance of an
@@ -33,18 +34,19 @@ invalid instance):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
 from structgen.grammar.ir import Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck, unevaluable_pattern
 from structgen.grammar.json_numbers import literal_number_pattern
+from structgen.grammar.json_refs import DocumentRefs, RemoteRef
 from structgen.grammar.json_rules import finish_rules
 from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
 from structgen.grammar.json_types import (
@@ -53,7 +55,6 @@ from structgen.grammar.json_types import (
     SchemaCtx,
     TypeLowering,
     encodable,
-    escape_token,
     has_type,
     is_number,
     json_equal,
@@ -171,6 +172,11 @@ class SchemaLowering(TypeLowering):
     """Lowers one schema document. Use ``json_schema_grammar``; one instance per document."""
 
     # -- driver ---------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def refs(self) -> DocumentRefs:
+        """``$ref`` resolution in this document (built on the first ``$ref``)."""
+        return DocumentRefs(self.root)
 
     def run(self) -> Grammar:
         """Lower the document; return the grammar (start rule ``start``)."""
@@ -304,10 +310,7 @@ class SchemaLowering(TypeLowering):
             if key in ANNOTATIONS:
                 self._mark(ctx, key, "annotation")
             elif key == "$id":
-                if ctx.pointer == "#" or str(schema[key]).startswith("#"):
-                    self._mark(ctx, key, "annotation")
-                else:
-                    self._refuse(ctx, key, "a nested '$id' changes the base URI; not supported")
+                self._mark(ctx, key, "annotation", "base URI of the $refs below it")
             elif key in SUPPORTED or key in UNSUPPORTED:
                 applies = APPLIES_TO.get(key)
                 if applies is not None and applies.isdisjoint(types):
@@ -326,21 +329,18 @@ class SchemaLowering(TypeLowering):
         where = ctx.at("$ref")
         if not isinstance(ref, str):
             self._invalid(where, "$ref", f"$ref must be a string, got {ref!r}")
-        if not ref.startswith("#") or (len(ref) > 1 and ref[1] != "/"):
+        try:
+            pointer, target = self.refs.target(ref, ctx.pointer)
+        except RemoteRef as exc:
             self._refuse(
-                ctx, "$ref", f"$ref {ref!r}: only local JSON pointers ('#/...') are supported"
+                ctx,
+                "$ref",
+                f"$ref {ref!r} points outside this schema document ({exc}); "
+                "remote references are not fetched",
             )
             return self._any_value()
-        tokens = [unquote(t).replace("~1", "/").replace("~0", "~") for t in ref[1:].split("/")[1:]]
-        target: Any = self.root
-        for token in tokens:
-            if isinstance(target, Mapping) and token in target:
-                target = target[token]
-            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                target = target[int(token)]
-            else:
-                self._invalid(where, "$ref", f"dangling $ref {ref!r}: no {token!r} there")
-        pointer = "#" + "".join("/" + escape_token(t) for t in tokens)
+        except LookupError as exc:
+            self._invalid(where, "$ref", f"dangling $ref {ref!r}: {exc}")
         name = self.rule_names.get(pointer)
         if name is None:
             name = self.rule_names[pointer] = self.new_rule("def", pointer)

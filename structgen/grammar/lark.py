@@ -114,7 +114,9 @@ def _load_error(exc: Exception, source: _SourceIndex) -> StructgenError:
         name, location = declared[0]
         return UnsupportedFeature(
             f"rule {name} is declared with %declare and has no definition",
-            keyword="%declare", location=location, hint="define the rule",
+            keyword="%declare",
+            location=location,
+            hint="define the rule",
         )
     location: str | None = None
     construct = "grammar"
@@ -302,7 +304,9 @@ def _symbol_expr(symbol: Symbol, terminals: dict[str, Expr], source: _SourceInde
     if location is not None or "%declare" in source.text:
         raise UnsupportedFeature(
             f"terminal {name} is declared with %declare and has no pattern",
-            keyword="%declare", location=location, hint="give the terminal a definition",
+            keyword="%declare",
+            location=location,
+            hint="give the terminal a definition",
         )
     raise InvalidGrammar(f"terminal {name} has no definition", keyword="lark")
 
@@ -312,10 +316,16 @@ def _report(
 ) -> tuple[KeywordStatus, ...]:
     """Which lark constructs are enforced (``%ignore``) and which only annotate (priorities)."""
     note = "priorities choose between parse trees; they do not change the accepted strings"
-    report = [KeywordStatus(str(r.origin.name), "priority", "annotation", note)
-              for r in rules if r.options.priority is not None]
-    report += [KeywordStatus(str(t.name), "priority", "annotation", note)
-               for t in terminals if t.priority != TOKEN_DEFAULT_PRIORITY]
+    report = [
+        KeywordStatus(str(r.origin.name), "priority", "annotation", note)
+        for r in rules
+        if r.options.priority is not None
+    ]
+    report += [
+        KeywordStatus(str(t.name), "priority", "annotation", note)
+        for t in terminals
+        if t.priority != TOKEN_DEFAULT_PRIORITY
+    ]
     if ignore:
         report.append(KeywordStatus("", "%ignore", "grammar", "ignored strings between symbols"))
     return tuple(dict.fromkeys(report))

@@ -678,6 +678,45 @@ def test_huge_integer_bounds_are_exact() -> None:
 # -- errors, report, options ----------------------------------------------------------------------
 
 
+REF_SCHEMAS = {
+    "anchor": {"$defs": {"a": {"$anchor": "num", "type": "integer"}}, "$ref": "#num"},
+    "nested_id": {
+        "$id": "http://example.com/root.json",
+        "$defs": {
+            "b": {"$id": "b.json", "$defs": {"c": {"type": "string"}}, "$ref": "#/$defs/c"},
+        },
+        "type": "object",
+        "properties": {"x": {"$ref": "b.json"}, "y": {"$ref": "http://example.com/b.json"}},
+        "additionalProperties": False,
+    },
+    "urn": {
+        "$id": "urn:uuid:deadbeef-1234-0000-0000-4321feebdaed",
+        "properties": {"foo": {"$ref": "urn:uuid:deadbeef-1234-0000-0000-4321feebdaed#/$defs/bar"}},
+        "$defs": {"bar": {"type": "string"}},
+        "additionalProperties": False,
+    },
+    "relative_in_defs": {
+        "$id": "http://example.com/tree",
+        "$defs": {"node": {"$id": "node", "type": "array", "items": {"$ref": "tree"}}},
+        "anyOf": [{"type": "integer"}, {"$ref": "node"}],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(REF_SCHEMAS))
+def test_refs_resolve_as_jsonschema_does(name: str) -> None:
+    schema = REF_SCHEMAS[name]
+    validator = jsonschema.Draft202012Validator(schema)
+    values = [1, -3, "a", 1.5, None, [], [1, [2, []]], ["a"], {"x": "s"}, {"x": 1}, {"y": "s"},
+              {"x": "s", "y": "t"}, {"foo": "z"}, {"foo": 2}, {"z": 1}]  # fmt: skip
+    seen = set()
+    for value in values:
+        expected = validator.is_valid(value)
+        seen.add(expected)
+        assert _accepts(schema, json.dumps(value), additional_properties="spec") == expected, value
+    assert seen == {True, False}
+
+
 @pytest.mark.parametrize(
     "schema, pointer, keyword",
     [
@@ -693,10 +732,9 @@ def test_huge_integer_bounds_are_exact() -> None:
         ({"$defs": {"a": {}}, "$ref": "#/$defs/a", "type": "object"}, "#/type", "type"),
         ({"anyOf": [{"type": "string"}], "required": ["a"]}, "#/required", "required"),
         ({"$ref": "other.json#/a"}, "#/$ref", "$ref"),
-        ({"$ref": "#anchor"}, "#/$ref", "$ref"),
+        ({"$ref": "https://json-schema.org/draft/2020-12/schema"}, "#/$ref", "$ref"),
+        ({"$id": "http://x.org/a", "$ref": "b.json"}, "#/$ref", "$ref"),
         ({"type": "array", "items": [{"type": "string"}]}, "#/items", "items"),
-        ({"$defs": {"x": {"$id": "http://x.org/y", "type": "string"}}, "$ref": "#/$defs/x"},
-         "#/$defs/x/$id", "$id"),
         ({"type": "integer", "minimum": 0, "exclusiveMinimum": True}, "#/exclusiveMinimum",
          "exclusiveMinimum"),
         ({"enum": ["a"], "pattern": "^a$"}, "#/pattern", "pattern"),
@@ -717,6 +755,7 @@ def test_unsupported_keywords_raise_with_pointer(schema: Any, pointer: str, keyw
         ({"type": "strnig"}, "#/type"),
         ({"type": []}, "#/type"),
         ({"$ref": "#/$defs/missing"}, "#/$ref"),
+        ({"$ref": "#anchor"}, "#/$ref"),
         ({"properties": {"a": 3}}, "#/properties/a"),
         ({"type": "string", "minLength": -1}, "#/minLength"),
         ({"type": "array", "maxItems": 1.5}, "#/maxItems"),

@@ -232,9 +232,13 @@ def test_ignored_line_comment_may_end_early_in_the_ir() -> None:
 
 
 def test_shipped_grammars_agree_under_dynamic_and_dynamic_complete() -> None:
-    cases = {"arithmetic": ["12+3", "1.5e3*2"], "json": ['[1, 23, "ab"]', "[12 3]"],
-             "python_expr": ["ab.cd(12)", "0x1f+1.5e-3"], "csv": ['ab,"c""d"\nef'],
-             "sql_select": ["select ab from cd where ef > 12"]}
+    cases = {
+        "arithmetic": ["12+3", "1.5e3*2"],
+        "json": ['[1, 23, "ab"]', "[12 3]"],
+        "python_expr": ["ab.cd(12)", "0x1f+1.5e-3"],
+        "csv": ['ab,"c""d"\nef'],
+        "sql_select": ["select ab from cd where ef > 12"],
+    }
     for name, strings in cases.items():
         text = load_shipped(name)
         plain = lark.Lark(text, parser="earley", lexer="dynamic")
@@ -397,11 +401,23 @@ def test_shipped_grammar_files() -> None:
         ("json", ['{"a": [1, -2.5e+3, true, null, "\\u00e9\\n"]}', " 0 "], ["01", "[1,]", "'a'"]),
         ("arithmetic", ["1 + 2 * -(3 - .5) / 4", "2e10*1."], ["(1", "1 +", "+1"]),
         ("csv", ['a,b,"c""d"\r\n1,,3\n', "", '"x\ny",z'], ['a"b', '"a"b']),
-        ("sql_select", ["SELECT a, COUNT(*) AS n FROM t LEFT JOIN u ON t.id = u.id WHERE x "
-                        "BETWEEN 1 AND 2 GROUP BY a ORDER BY n DESC LIMIT 10;", "select * from t"],
-         ["select from t", "select a from t limit x"]),
-        ("python_expr", ["f(x, *a, k=1)[1:2, ::3].y ** -2 if not a in b else lambda x: {**d}",
-                         "a is not None and [1, (2,), {3}]"], ["01", "f(", "a if b"]),
+        (
+            "sql_select",
+            [
+                "SELECT a, COUNT(*) AS n FROM t LEFT JOIN u ON t.id = u.id WHERE x "
+                "BETWEEN 1 AND 2 GROUP BY a ORDER BY n DESC LIMIT 10;",
+                "select * from t",
+            ],
+            ["select from t", "select a from t limit x"],
+        ),
+        (
+            "python_expr",
+            [
+                "f(x, *a, k=1)[1:2, ::3].y ** -2 if not a in b else lambda x: {**d}",
+                "a is not None and [1, (2,), {3}]",
+            ],
+            ["01", "f(", "a if b"],
+        ),
     ],
 )
 def test_shipped_grammar_examples(name: str, good: list[str], bad: list[str]) -> None:

@@ -47,6 +47,23 @@ CASES = [
         [{"n_a": 1}, {"n_a": "x"}, {"other": "x"}],
     ),
     ({"type": "object", "minProperties": 2}, [{"a": 1}, {"a": 1, "b": 2}]),
+    (  # a check inside a nested $id resource: its own $refs resolve against that base
+        {
+            "$id": "http://example.com/root",
+            "$defs": {
+                "n": {"type": "string"},
+                "s": {
+                    "$id": "sub/",
+                    "$defs": {"n": {"type": "integer"}},
+                    "type": "array",
+                    "items": {"$ref": "#/$defs/n"},
+                    "uniqueItems": True,
+                },
+            },
+            "$ref": "#/$defs/s",
+        },
+        [[1, 2], [1, 1], ["a"], []],
+    ),
     ({"type": "array", "contains": {"const": 3}, "maxContains": 1}, [[1, 3], [3, 3], [1]]),
     ({"type": "object", "dependentRequired": {"a": ["b"]}}, [{"a": 1}, {"a": 1, "b": 1}, {}]),
     ({"type": "string", "pattern": "^a\\s*b"}, ["a  b", "ab!", "a-b", " ab"]),

@@ -1,0 +1,120 @@
+"""``$ref`` resolution inside one schema document, with the ``referencing`` library (jsonschema's).
+
+One job: map a ``$ref`` written at some JSON pointer of the document to the JSON pointer of its
+target in the same document. Resolution follows the spec (base URIs from ``$id``/``id``, anchors,
+relative references, ``urn:`` ids), because ``referencing`` implements it; the lowering keeps
+working in JSON pointers, so rules and semantic checks stay keyed by a place in the document.
+
+A reference whose target lies outside the document (another file, a metaschema) raises
+``RemoteRef``: nothing is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import referencing
+import referencing.exceptions
+from referencing.jsonschema import DRAFT202012, specification_with
+
+_DEFAULT_BASE = "urn:structgen:document"
+
+
+class RemoteRef(LookupError):
+    """The reference points outside the document."""
+
+
+def _escape(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _tokens(pointer: str) -> list[str]:
+    body = pointer.lstrip("#")
+    if not body:
+        return []
+    return [t.replace("~1", "/").replace("~0", "~") for t in body.lstrip("/").split("/")]
+
+
+def dialect_spec(root: Any) -> Any:
+    """The ``referencing`` specification of the document's ``$schema`` (2020-12 by default)."""
+    dialect = root.get("$schema") if isinstance(root, Mapping) else None
+    if not isinstance(dialect, str):
+        return DRAFT202012
+    return specification_with(dialect, default=DRAFT202012)
+
+
+def scoped_resolver(resolver: Any, spec: Any, root: Any, pointer: str) -> Any:
+    """``resolver`` moved into the base-URI scope of ``pointer`` (each ``$id`` on the way)."""
+    node = root
+    for token in _tokens(pointer):
+        node = node[int(token)] if isinstance(node, list) else node[token]
+        if isinstance(node, Mapping) and _has_id(spec, node):
+            resolver = resolver.in_subresource(spec.create_resource(node))
+    return resolver
+
+
+def _has_id(spec: Any, node: Mapping[str, Any]) -> bool:
+    """Whether ``node`` declares a base URI (a container such as ``properties`` may have a member
+    named ``$id`` or ``id`` whose value is a schema, not a URI)."""
+    value = node.get("$id", node.get("id"))
+    if not isinstance(value, str):
+        return False
+    try:
+        return isinstance(spec.id_of(node), str)
+    except (AttributeError, TypeError):
+        return False
+
+
+class DocumentRefs:
+    """The resources, anchors and pointers of one schema document."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.spec = dialect_spec(root)
+        resource = self.spec.create_resource(root)
+        self.base = resource.id() or _DEFAULT_BASE
+        self.registry = referencing.Registry().with_resource(self.base, resource).crawl()
+        self._pointers: dict[int, str] = {}
+        stack: list[tuple[Any, str]] = [(root, "#")]
+        while stack:
+            node, pointer = stack.pop()
+            if isinstance(node, Mapping):
+                self._pointers.setdefault(id(node), pointer)
+                stack.extend((v, f"{pointer}/{_escape(str(k))}") for k, v in node.items())
+            elif isinstance(node, list):
+                self._pointers.setdefault(id(node), pointer)
+                stack.extend((v, f"{pointer}/{i}") for i, v in enumerate(node))
+
+    def resolver_at(self, pointer: str) -> Any:
+        """The ``referencing`` resolver in scope at ``pointer`` (nested ``$id``s applied)."""
+        return scoped_resolver(
+            self.registry.resolver(base_uri=self.base), self.spec, self.root, pointer
+        )
+
+    def target(self, ref: str, pointer: str) -> tuple[str, Any]:
+        """``(pointer, subschema)`` of the target of ``ref`` written at ``pointer``.
+
+        Raises:
+            RemoteRef: the target is outside this document.
+            LookupError: the reference cannot be resolved (dangling).
+        """
+        try:
+            resolved = self.resolver_at(pointer).lookup(ref)
+        except referencing.exceptions.Unresolvable as exc:
+            if isinstance(exc, referencing.exceptions.NoSuchResource) or (
+                not ref.startswith("#")
+                and not isinstance(exc, referencing.exceptions.PointerToNowhere)
+            ):
+                raise RemoteRef(str(exc)) from exc
+            raise LookupError(str(exc)) from exc
+        contents = resolved.contents
+        if isinstance(contents, bool):  # no identity to look up: name it after the reference
+            return (ref if ref.startswith("#") else f"#{ref}"), contents
+        found = self._pointers.get(id(contents))
+        if found is None:
+            raise RemoteRef(f"{ref!r} resolves outside this document")
+        return found, contents
+
+
+__all__ = ["DocumentRefs", "RemoteRef", "dialect_spec", "scoped_resolver"]
