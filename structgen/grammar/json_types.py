@@ -62,6 +62,15 @@ RULE_CHAIN_ABOVE = 8
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 # references stay refused even with checks: a remote one cannot be resolved by the check either
 _REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id"})
+SPEC_FORMATS = frozenset(
+    "date-time date time duration email idn-email hostname idn-hostname ipv4 ipv6 uri "
+    "uri-reference iri iri-reference uuid uri-template json-pointer relative-json-pointer "
+    "regex".split()
+)
+"""The formats JSON Schema 2020-12 defines; any other name is an annotation (spec 7.2.3)."""
+
+MAX_UNROLLED_COUNT = 256
+"""Larger minLength/maxLength/minItems/maxItems bounds are enforced by a check, not unrolled."""
 _RANK = {"annotation": 0, "grammar": 1, "check": 2, "refused": 3}
 NEVER: Expr = Alt(())
 """The empty language (only inside rule tables; removed before the grammar is returned)."""
@@ -149,10 +158,12 @@ class LoweringBase:
         """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
         raise NotImplementedError
 
-    def _mark(self, ctx: SchemaCtx, keyword: str, status: str, note: str = "") -> None:
+    def _mark(
+        self, ctx: SchemaCtx, keyword: str, status: str, note: str = "", force: bool = False
+    ) -> None:
         pointer = ctx.at(keyword)
         old = self.report.get(pointer)
-        if old is None or _RANK[status] > _RANK[old.status]:
+        if force or old is None or _RANK[status] > _RANK[old.status]:
             self.report[pointer] = KeywordStatus(pointer, keyword, status, note)  # type: ignore[arg-type]
 
     def _refuse(self, ctx: SchemaCtx, keyword: str, message: str) -> None:
@@ -257,6 +268,27 @@ class TypeLowering(LoweringBase):
             self._invalid(ctx.at(key), key, f"{key} must be a non-negative integer, got {value!r}")
         return int(value)
 
+    def _unrolled(
+        self, ctx: SchemaCtx, low: int, high: int | None, keys: tuple[str, str]
+    ) -> tuple[int, int | None]:
+        """``(low, high)`` with any bound above ``MAX_UNROLLED_COUNT`` taken out of the grammar
+        (a bounded repeat unrolls one copy per count) and handed to a check instead."""
+        if high is not None and high > MAX_UNROLLED_COUNT:
+            self._refuse(
+                ctx,
+                keys[1],
+                f"{keys[1]} {high} is above the grammar's unrolling limit ({MAX_UNROLLED_COUNT})",
+            )
+            high = None
+        if low > MAX_UNROLLED_COUNT:
+            self._refuse(
+                ctx,
+                keys[0],
+                f"{keys[0]} {low} is above the grammar's unrolling limit ({MAX_UNROLLED_COUNT})",
+            )
+            low = 0
+        return low, high
+
     def _bounds(
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
     ) -> dict[str, Any]:
@@ -295,6 +327,15 @@ class TypeLowering(LoweringBase):
             if name in FORMATS:
                 fmt = FORMATS[name]
                 body = (fmt.regex, fmt.min_length, fmt.max_length, True)
+            elif name not in SPEC_FORMATS:
+                self._mark(
+                    ctx,
+                    "format",
+                    "annotation",
+                    f"format {name!r} is not defined by JSON Schema: validators ignore it, so "
+                    "it has no effect here either",
+                    force=True,
+                )
             else:
                 self._refuse(ctx, "format", f"format {name!r} is not supported yet")
         if "pattern" in active:
@@ -330,6 +371,7 @@ class TypeLowering(LoweringBase):
                                 ctx, key, f"{key} together with pattern/format is not supported yet"
                             )
             return seq(lit('"'), Regex(regex), lit('"'))
+        low, high = self._unrolled(ctx, low, high, ("minLength", "maxLength"))
         if low or high is not None:
             return seq(lit('"'), Repeat(Regex(COUNTED_CHAR), low, high), lit('"'))
         return Regex(STRING_PATTERN)
@@ -442,6 +484,7 @@ class TypeLowering(LoweringBase):
             self._invalid(
                 ctx.at("maxItems"), "maxItems", f"unsatisfiable: minItems {low} > maxItems {high}"
             )
+        low, high = self._unrolled(ctx, low, high, ("minItems", "maxItems"))
         prefix: list[Expr] = []
         cap = high
         if "prefixItems" in active:

@@ -47,6 +47,10 @@ CASES = [
         [{"n_a": 1}, {"n_a": "x"}, {"other": "x"}],
     ),
     ({"type": "object", "minProperties": 2}, [{"a": 1}, {"a": 1, "b": 2}]),
+    # counts above the unrolling limit (256) are checked instead of unrolled
+    ({"type": "string", "maxLength": 300}, ["é" * 300, "x" * 301, ""]),
+    ({"type": "string", "minLength": 257, "maxLength": 3000}, ["x" * 257, "x" * 256]),
+    ({"type": "array", "items": {"type": "integer"}, "maxItems": 400}, [[1] * 400, [1] * 401]),
     (  # a check inside a nested $id resource: its own $refs resolve against that base
         {
             "$id": "http://example.com/root",
@@ -92,9 +96,16 @@ def test_reference_keywords_stay_refused() -> None:
         sg.Grammar.from_json_schema({"$ref": "https://example.com/schema.json"})
 
 
-def test_uncheckable_format_stays_refused() -> None:
+def test_unknown_format_is_an_annotation_and_an_uncheckable_one_is_refused(monkeypatch) -> None:
+    grammar = sg.Grammar.from_json_schema({"type": "string", "format": "no-such-format"})
+    (status,) = [k for k in grammar.report if k.keyword == "format"]
+    assert status.status == "annotation" and "not defined" in status.note
+    assert walk(sg.compile(grammar, VOCAB), list(b'"x"'))  # anything goes, as in jsonschema
+    # a format the spec defines but this jsonschema install cannot assert: refused, not ignored
+    checkers = jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers
+    monkeypatch.delitem(checkers, "duration")
     with pytest.raises(sg.UnsupportedFeature) as info:
-        sg.Grammar.from_json_schema({"type": "string", "format": "no-such-format"})
+        sg.Grammar.from_json_schema({"type": "string", "format": "duration"})
     assert info.value.location == "#/format"
 
 
