@@ -16,7 +16,12 @@ import numpy as np
 
 from structgen.automata.cfg import grammar_to_bnf
 from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
-from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, grammar_to_nfa, is_recursive
+from structgen.automata.nfa import (
+    DEFAULT_MAX_NFA_STATES,
+    compile_deadline,
+    grammar_to_nfa,
+    is_recursive,
+)
 from structgen.errors import ConfigurationError, IncompatibleVocabulary
 from structgen.grammar.ir import Grammar, KeywordStatus
 from structgen.tokens.cfg_index import CfgTokenIndex
@@ -33,6 +38,7 @@ class CompileLimits:
 
     max_nfa_states: int = DEFAULT_MAX_NFA_STATES
     max_dfa_states: int = DEFAULT_MAX_DFA_STATES
+    max_seconds: float | None = 60.0  # wall clock for building the automata
 
 
 class CompiledGrammar:
@@ -140,6 +146,11 @@ def compile(  # noqa: A001 - the public name mirrors the design (sg.compile)
 def _compile_uncached(
     grammar: Grammar, vocab: Vocabulary, limits: CompileLimits
 ) -> CompiledGrammar:
+    with compile_deadline(limits.max_seconds):
+        return _build(grammar, vocab, limits)
+
+
+def _build(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:
     if is_recursive(grammar):
         # recursion: Earley over DFA terminals (every maximal regular part is one terminal)
         bnf = grammar_to_bnf(grammar, limits.max_nfa_states, limits.max_dfa_states)

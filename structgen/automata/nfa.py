@@ -10,6 +10,10 @@ interegular's ``\\d``, ``\\w``, ``\\s`` are ASCII classes.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -41,11 +45,19 @@ class ByteNFA:
 
     def new_state(self) -> int:
         """Add a state and return its id."""
-        if len(self.edges) >= self.max_states:
+        count = len(self.edges)
+        if count >= self.max_states:
             raise LimitExceeded(
                 f"the byte NFA exceeds {self.max_states} states",
                 hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
             )
+        if not count & 4095:
+            deadline = _DEADLINE.get()
+            if deadline is not None and time.monotonic() > deadline[0]:
+                raise LimitExceeded(
+                    f"compilation took longer than its limit of {deadline[1]:g} s",
+                    hint="simplify the grammar, or raise CompileLimits.max_seconds",
+                )
         self.edges.append([])
         self.eps.append([])
         return len(self.edges) - 1
@@ -54,6 +66,19 @@ class ByteNFA:
     def num_states(self) -> int:
         """Number of states."""
         return len(self.edges)
+
+
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("structgen_deadline", default=None)
+
+
+@contextmanager
+def compile_deadline(seconds: float | None) -> Iterator[None]:
+    """NFA construction inside this block raises ``LimitExceeded`` after ``seconds``."""
+    token = _DEADLINE.set(None if seconds is None else (time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 # A regex as a list of (src, dst, byte-range path) transitions over abstract local states.
@@ -261,4 +286,4 @@ def is_recursive(grammar: Grammar) -> bool:
     return any(name not in state and visit(name) for name in rules)
 
 
-__all__ = ["ByteNFA", "NfaBuilder", "grammar_to_nfa", "is_recursive"]
+__all__ = ["compile_deadline", "ByteNFA", "NfaBuilder", "grammar_to_nfa", "is_recursive"]

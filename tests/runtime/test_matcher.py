@@ -190,3 +190,14 @@ def test_compile_cache_and_argument_errors() -> None:
     assert sg.compile(g, VOCAB) is sg.compile(g, VOCAB)
     with pytest.raises(sg.ConfigurationError, match="Grammar"):
         sg.compile("x+", VOCAB)  # type: ignore[arg-type]
+
+
+def test_compile_limits_raise_limit_exceeded_instead_of_hanging() -> None:
+    from structgen.grammar.ir import Grammar, Lit, Repeat
+
+    big = Grammar.from_expr(Repeat(Lit(b"ab-"), 0, 30_000))  # unrolls to about 10^5 NFA states
+    with pytest.raises(sg.LimitExceeded, match="states"):
+        sg.compile(big, VOCAB, limits=sg.CompileLimits(max_nfa_states=10_000), use_cache=False)
+    with pytest.raises(sg.LimitExceeded, match="took longer than its limit"):
+        sg.compile(big, VOCAB, limits=sg.CompileLimits(max_seconds=0.0), use_cache=False)
+    assert sg.compile(big, VOCAB, use_cache=False).matcher().consume_tokens(list(b"ab-ab")) == 5
