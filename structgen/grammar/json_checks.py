@@ -83,6 +83,39 @@ class JsonSchemaCheck:
         return f"{', '.join(self.keywords) or 'schema'} at {self.pointer}"
 
 
+@dataclass(frozen=True)
+class DistinctKeys:
+    """Accept a JSON object text iff its member names are distinct (compared decoded) and every
+    name in ``required`` is present: what members in any order need beyond the grammar."""
+
+    required: tuple[str, ...] = ()
+
+    def __call__(self, data: bytes) -> bool:
+        return _distinct_keys(self, data)
+
+    def describe(self) -> str:
+        """What this check enforces."""
+        return f"members in any order: distinct names, required {list(self.required)}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _distinct_keys(check: DistinctKeys, data: bytes) -> bool:
+    objects: list[list[tuple[str, Any]]] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append(pairs)  # innermost objects first: the top-level one comes last
+        return dict(pairs)
+
+    try:
+        json.loads(data, object_pairs_hook=hook)
+    except ValueError:
+        return False
+    if not objects:
+        return False
+    names = [name for name, _ in objects[-1]]
+    return len(set(names)) == len(names) and set(check.required) <= set(names)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _verdict(check: JsonSchemaCheck, data: bytes) -> bool:
     """Memoised: masks re-run the same completions often (the check itself is pure)."""
@@ -120,4 +153,4 @@ def canonical(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["JsonSchemaCheck", "canonical", "resolve_pointer", "unevaluable_pattern"]
+__all__ = ["DistinctKeys", "JsonSchemaCheck", "canonical", "resolve_pointer", "unevaluable_pattern"]

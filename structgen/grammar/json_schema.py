@@ -123,6 +123,10 @@ class JsonSchemaOptions:
             With False, such keywords are refused (or skipped with ``best_effort``).
         best_effort: record unsupported keywords as ``refused`` and skip them, instead of raising
             ``UnsupportedFeature``.
+        property_order: ``"schema"`` (default): declared properties in schema order (optional
+            ones may be skipped), extra ones after them; ``"any"``: members in any order, names
+            distinct and required ones present (a check on each object with two or more possible
+            members: exact, but the grammar then needs the CFG engine).
     """
 
     additional_properties: str = "declared"
@@ -130,8 +134,14 @@ class JsonSchemaOptions:
     whitespace_pattern: str | None = None
     best_effort: bool = False
     semantic_checks: bool = True
+    property_order: str = "schema"
 
     def __post_init__(self) -> None:
+        if self.property_order not in ("schema", "any"):
+            raise ConfigurationError(
+                f"property_order must be 'schema' or 'any', got {self.property_order!r}",
+                keyword="property_order",
+            )
         if self.additional_properties not in ("declared", "spec"):
             raise ConfigurationError(
                 f"additional_properties must be 'declared' or 'spec', got "
@@ -279,7 +289,9 @@ class SchemaLowering(TypeLowering):
         return (
             f"additionalProperties: {reading}; an explicit value always wins",
             ws_note,
-            "object properties in schema order (optional ones may be skipped); extras after them",
+            "object properties in schema order (optional ones may be skipped); extras after them"
+            if ws.property_order == "schema"
+            else "object members in any order (a check keeps names distinct, required present)",
             "enum/const: strings as json.dumps spells them (and raw UTF-8); numbers in plain "
             "decimal spellings of the same value (1 = 1.0 = 1.00), no exponent spellings; object "
             f"members in any order up to {_MAX_PERMUTED_MEMBERS} members, in the value's order "

@@ -34,7 +34,7 @@ from structgen.grammar.ir import (
     opt,
     seq,
 )
-from structgen.grammar.json_checks import canonical
+from structgen.grammar.json_checks import DistinctKeys, canonical
 from structgen.grammar.json_formats import FORMATS
 from structgen.grammar.json_numbers import (
     INTEGER_FRACTION,
@@ -447,6 +447,8 @@ class TypeLowering(LoweringBase):
                 self._refuse(ctx, "properties", f"extra keys next to {exc}")
                 key_expr = Regex(STRING_PATTERN)
             extra_member = self._share(seq(key_expr, self.colon, extra), ctx, "extra")
+        if self.options.property_order == "any" and len(entries) + (extra_member is not None) > 1:
+            return self._members_any_order(entries, extra_member, tuple(required), ctx)
         # Members after the first (``tail``) and member lists starting here (``first``). ``first``
         # copies each tail, so members before the first required one are copied: share them.
         leading = next((i for i, (_, req) in enumerate(entries) if req), len(entries))
@@ -470,6 +472,25 @@ class TypeLowering(LoweringBase):
         if not any(is_required for _, is_required in entries):
             options.append(seq(lit("{"), self.ws, lit("}")))
         return alt(*options)
+
+    def _members_any_order(
+        self,
+        entries: list[tuple[Expr, bool]],
+        extra_member: Expr | None,
+        required: tuple[str, ...],
+        ctx: SchemaCtx,
+    ) -> Expr:
+        """Members in any order: the grammar allows any sequence of declared or extra members,
+        and a check keeps names distinct and the required ones present (exact)."""
+        choices = [member for member, _ in entries]
+        if extra_member is not None:
+            choices.append(extra_member)
+        member = self._share(alt(*choices), ctx, "member")
+        body = seq(lit("{"), self.ws, member, Repeat(seq(self.sep, member)), self.ws, lit("}"))
+        checked = Check(body, DistinctKeys(required))
+        if required:
+            return checked
+        return alt(checked, seq(lit("{"), self.ws, lit("}")))
 
     def _key(self, key: str) -> Expr:
         spellings = [json.dumps(key), json.dumps(key, ensure_ascii=False)]

@@ -189,3 +189,44 @@ def _out_of_order(schema, value) -> bool:
         items = schema.get("items", {}) if isinstance(schema, dict) else {}
         return any(_out_of_order(items if isinstance(items, dict) else {}, v) for v in value)
     return False
+
+
+ANY_ORDER_SCHEMAS = [
+    {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "null"}},
+        "required": ["a", "c"],
+    },
+    {
+        "type": "object",
+        "properties": {"x": {"type": "array", "items": {"type": "integer"}}},
+        "additionalProperties": {"type": "boolean"},
+    },
+]
+
+
+@pytest.mark.parametrize("schema", ANY_ORDER_SCHEMAS)
+@pytest.mark.parametrize("mode", ["spec", "declared"])
+def test_any_property_order_matches_jsonschema(schema, mode) -> None:
+    import itertools
+
+    grammar = sg.Grammar.from_json_schema(schema, additional_properties=mode, property_order="any")
+    compiled = sg.compile(grammar, VOCAB)
+    oracle_schema = dict(schema)
+    if mode == "declared":
+        oracle_schema.setdefault("additionalProperties", False)
+    validator = jsonschema.Draft202012Validator(oracle_schema)
+    rng = random.Random(1)
+    members = [("a", 1), ("b", "s"), ("c", None), ("x", [1, 2]), ("y", True), ("z", "s")]
+    verdicts = set()
+    for size in range(4):
+        for chosen in itertools.combinations(members, size):
+            for order in itertools.permutations(chosen):
+                value = dict(order)
+                expected = validator.is_valid(value)
+                verdicts.add(expected)
+                text = json.dumps(value)
+                assert walk(compiled, tokenize_random(text.encode(), VOCAB, rng)) == expected, text
+    assert verdicts == {True, False}
+    duplicate = b'{"a": 1, "c": null, "a": 2}'  # distinct names are required
+    assert not walk(compiled, tokenize_random(duplicate, VOCAB, rng))
