@@ -92,6 +92,28 @@ class DocumentRefs:
             self.registry.resolver(base_uri=self.base), self.spec, self.root, pointer
         )
 
+    def outside_ref(self, pointer: str) -> str | None:
+        """A ``$ref``/``$dynamicRef`` in the subschema at ``pointer`` whose target is not in this
+        document (or does not exist), or None."""
+        node = self.root
+        for token in _tokens(pointer):
+            node = node[int(token)] if isinstance(node, list) else node[token]
+        stack: list[tuple[Any, str]] = [(node, pointer)]
+        while stack:
+            node, where = stack.pop()
+            if isinstance(node, Mapping):
+                for key in ("$ref", "$dynamicRef"):
+                    ref = node.get(key)
+                    if isinstance(ref, str):
+                        try:
+                            self.target(ref, where)
+                        except LookupError:
+                            return ref
+                stack.extend((v, f"{where}/{_escape(str(k))}") for k, v in node.items())
+            elif isinstance(node, list):
+                stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
+        return None
+
     def target(self, ref: str, pointer: str) -> tuple[str, Any]:
         """``(pointer, subschema)`` of the target of ``ref`` written at ``pointer``.
 

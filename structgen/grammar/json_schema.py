@@ -208,12 +208,9 @@ class SchemaLowering(TypeLowering):
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
             return expr
-        bad = unevaluable_pattern(schema)
-        if bad is not None:
-            message = (
-                f"a semantic check here ({', '.join(sorted(keywords))}) would need the "
-                f"regex {bad!r}, which Python's re (used by the check) cannot compile"
-            )
+        why = self._uncheckable(schema, ctx)
+        if why is not None:
+            message = f"a semantic check here ({', '.join(sorted(keywords))}) would need {why}"
             if not self.options.best_effort:
                 raise UnsupportedFeature(
                     message,
@@ -226,6 +223,16 @@ class SchemaLowering(TypeLowering):
             return expr
         predicate = JsonSchemaCheck(self.root_text, ctx.pointer, tuple(sorted(keywords)))
         return Check(expr, predicate)
+
+    def _uncheckable(self, schema: Any, ctx: SchemaCtx) -> str | None:
+        """Why ``jsonschema`` could not evaluate a check on ``schema``, or None."""
+        bad = unevaluable_pattern(schema)
+        if bad is not None:
+            return f"the regex {bad!r}, which Python's re (used by the check) cannot compile"
+        ref = self.refs.outside_ref(ctx.pointer)
+        if ref is not None:
+            return f"$ref {ref!r}, which points outside this document (nothing is fetched)"
+        return None
 
     def _lower_unchecked(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         if schema is True:

@@ -230,3 +230,12 @@ def test_any_property_order_matches_jsonschema(schema, mode) -> None:
     assert verdicts == {True, False}
     duplicate = b'{"a": 1, "c": null, "a": 2}'  # distinct names are required
     assert not walk(compiled, tokenize_random(duplicate, VOCAB, rng))
+
+
+def test_check_needing_a_remote_ref_is_refused() -> None:
+    schema = {"type": "array", "uniqueItems": True, "items": {"$ref": "http://example.com/x.json"}}
+    with pytest.raises(sg.UnsupportedFeature):
+        sg.Grammar.from_json_schema(schema)
+    schema = {"not": {"$ref": "other.json"}}  # the grammar never lowers it; the check would
+    with pytest.raises(sg.UnsupportedFeature, match="points outside"):
+        sg.Grammar.from_json_schema(schema)
