@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from referencing.jsonschema import DRAFT202012, specification_with
 
-from structgen.grammar.json_refs import dialect_spec, scoped_resolver
+from structgen.grammar.json_refs import scoped_resolver
 
 _VALIDATORS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
@@ -69,7 +70,8 @@ class JsonSchemaCheck:
             # the subschema validates in the base-URI scope of its place in the document (nested
             # $id), as jsonschema's own descent would give it
             # (jsonschema's descend passes ``_resolver`` the same way)
-            resolver = scoped_resolver(base._resolver, dialect_spec(root), root, self.pointer)
+            spec = specification_with(cls.META_SCHEMA.get("$schema", ""), default=DRAFT202012)
+            resolver = scoped_resolver(base._resolver, spec, root, self.pointer)
             validator = base.evolve(schema=resolve_pointer(root, self.pointer), _resolver=resolver)
             with _LOCK:
                 _VALIDATORS[key] = validator

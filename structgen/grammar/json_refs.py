@@ -16,7 +16,7 @@ from typing import Any
 
 import referencing
 import referencing.exceptions
-from referencing.jsonschema import DRAFT202012, specification_with
+from referencing.jsonschema import DRAFT7, DRAFT202012, specification_with
 
 _DEFAULT_BASE = "urn:structgen:document"
 
@@ -72,9 +72,14 @@ class DocumentRefs:
     def __init__(self, root: Any) -> None:
         self.root = root
         self.spec = dialect_spec(root)
-        resource = self.spec.create_resource(root)
-        self.base = resource.id() or _DEFAULT_BASE
-        self.registry = referencing.Registry().with_resource(self.base, resource).crawl()
+        self.draft = ""  # the dialect URI when guessed (the document names none), else ""
+        try:
+            self._crawl()
+        except (AttributeError, TypeError):
+            # no $schema and a draft-7 shape (array-form items...): read it as draft 7
+            self.spec = DRAFT7
+            self._crawl()
+            self.draft = "http://json-schema.org/draft-07/schema#"
         self._pointers: dict[int, str] = {}
         stack: list[tuple[Any, str]] = [(root, "#")]
         while stack:
@@ -85,6 +90,11 @@ class DocumentRefs:
             elif isinstance(node, list):
                 self._pointers.setdefault(id(node), pointer)
                 stack.extend((v, f"{pointer}/{i}") for i, v in enumerate(node))
+
+    def _crawl(self) -> None:
+        resource = self.spec.create_resource(self.root)
+        self.base = resource.id() or _DEFAULT_BASE
+        self.registry = referencing.Registry().with_resource(self.base, resource).crawl()
 
     def resolver_at(self, pointer: str) -> Any:
         """The ``referencing`` resolver in scope at ``pointer`` (nested ``$id``s applied)."""

@@ -221,7 +221,9 @@ class SchemaLowering(TypeLowering):
             for keyword in keywords:
                 self._mark(ctx, keyword, "refused", message)
             return expr
-        predicate = JsonSchemaCheck(self.root_text, ctx.pointer, tuple(sorted(keywords)))
+        predicate = JsonSchemaCheck(
+            self.root_text, ctx.pointer, tuple(sorted(keywords)), draft=self.refs.draft
+        )
         return Check(expr, predicate)
 
     def _uncheckable(self, schema: Any, ctx: SchemaCtx) -> str | None:
