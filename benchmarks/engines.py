@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 ALL_ENGINES = ("structgen", "llguidance", "xgrammar", "outlines")
-EXTRA_ENGINES = ("structgen-declared", "xgrammar-compliant")
+EXTRA_ENGINES = ("structgen-declared", "structgen-schema-order", "xgrammar-compliant")
 
 
 class CompileError(Exception):
@@ -69,7 +69,13 @@ class Engine:
         return np.zeros((1, self.mask_words), dtype=np.int32)
 
     def compile_json_schema(self, schema: Any) -> Any:
+        """Compile a JSON schema (raise ``CompileError`` on refusal)."""
         raise NotImplementedError
+
+    def compile_json_schema_with(self, schema: Any, registry: dict[str, Any] | None) -> Any:
+        """Like ``compile_json_schema``, with other documents by URI for remote ``$ref``s where
+        the engine can take them (only structgen's API can; the others get the schema alone)."""
+        return self.compile_json_schema(schema)
 
     def compile_grammar(self, lark_text: str) -> Any:
         raise CompileError(f"{self.name} has no Lark front end here", "unsupported")
@@ -100,18 +106,28 @@ class Engine:
 class StructgenEngine(Engine):
     name = "structgen"
 
-    def __init__(self, tokenizer: Any, vocab: Any, additional_properties: str = "spec") -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        vocab: Any,
+        additional_properties: str = "spec",
+        property_order: str = "any",
+    ) -> None:
         super().__init__(tokenizer, vocab)
         import structgen as sg
 
         self._sg = sg
         self.version = _version("structgen")
-        self.additional_properties = additional_properties
+        self.options = {
+            "additional_properties": additional_properties,
+            "property_order": property_order,
+        }
         if additional_properties != "spec":
             self.name = f"structgen-{additional_properties}"
-        self.settings = (
-            f'from_json_schema(additional_properties="{additional_properties}"), no compile cache'
-        )
+        elif property_order != "any":
+            self.name = f"structgen-{property_order}-order"
+        shown = ", ".join(f'{k}="{v}"' for k, v in self.options.items())
+        self.settings = f"from_json_schema({shown}), no compile cache"
 
     def _compile(self, make: Any, arg: Any) -> Any:
         sg = self._sg
@@ -121,9 +137,16 @@ class StructgenEngine(Engine):
             raise CompileError(str(exc), type(exc).__name__) from exc
 
     def compile_json_schema(self, schema: Any) -> Any:
-        ap = self.additional_properties
         return self._compile(
-            lambda s: self._sg.Grammar.from_json_schema(s, additional_properties=ap), schema
+            lambda s: self._sg.Grammar.from_json_schema(s, **self.options), schema
+        )
+
+    def compile_json_schema_with(self, schema: Any, registry: dict[str, Any] | None) -> Any:
+        if not registry:
+            return self.compile_json_schema(schema)
+        return self._compile(
+            lambda s: self._sg.Grammar.from_json_schema(s, registry=registry, **self.options),
+            schema,
         )
 
     def compile_grammar(self, lark_text: str) -> Any:
@@ -330,7 +353,11 @@ def make_engine(name: str, tokenizer: Any, vocab: Any) -> Engine:
     if name == "structgen":
         return StructgenEngine(tokenizer, vocab)
     if name == "structgen-declared":
-        return StructgenEngine(tokenizer, vocab, additional_properties="declared")
+        return StructgenEngine(
+            tokenizer, vocab, additional_properties="declared", property_order="schema"
+        )
+    if name == "structgen-schema-order":
+        return StructgenEngine(tokenizer, vocab, property_order="schema")
     if name == "llguidance":
         return LLGuidanceEngine(tokenizer, vocab)
     if name == "xgrammar":

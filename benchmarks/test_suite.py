@@ -36,6 +36,7 @@ from benchmarks.harness import (
 
 DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "json-schema-test-suite" / "tests"
 DRAFT_URIS = {"draft7": "http://json-schema.org/draft-07/schema#"}
+REMOTE_BASE = "http://localhost:1234/"
 
 
 def _ids_and_refs(node: Any, ids: set[str], refs: list[str]) -> None:
@@ -66,6 +67,13 @@ def needs_remote(schema: Any) -> bool:
     return False
 
 
+def refs_other_documents(schema: Any) -> bool:
+    """Whether some ``$ref`` is not a bare fragment (it may name another document)."""
+    refs: list[str] = []
+    _ids_and_refs(schema, set(), refs)
+    return any(not ref.startswith("#") for ref in refs)
+
+
 def process_group(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
     """Runs in the worker: one test group (schema + tests) against one engine."""
     from benchmarks.engines import CompileError
@@ -75,7 +83,7 @@ def process_group(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
     rec: dict[str, Any] = {"n_tests": len(tests)}
     t0 = time.perf_counter_ns()
     try:
-        handle = engine.compile_json_schema(schema)
+        handle = engine.compile_json_schema_with(schema, task.get("registry"))
     except CompileError as exc:
         rec.update(status="compile_error", error_type=exc.kind, error=str(exc)[:1000],
                    unexpected=False, right=[False] * len(tests))
@@ -109,6 +117,16 @@ def process_group(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def load_remotes(folder: Path) -> dict[str, Any]:
+    """The suite's remote documents by the URI its tests use (``http://localhost:1234/...``)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        f"{REMOTE_BASE}{path.relative_to(folder).as_posix()}": json.loads(path.read_text())
+        for path in sorted(folder.rglob("*.json"))
+    }
+
+
 def load_groups(suite: Path, drafts: list[str], optional: bool) -> list[dict[str, Any]]:
     groups = []
     for draft in drafts:
@@ -126,6 +144,7 @@ def load_groups(suite: Path, drafts: list[str], optional: bool) -> list[dict[str
                     "id": f"{draft}/{keyword}#{i}", "draft": draft, "keyword": keyword,
                     "description": group["description"], "schema": schema,
                     "tests": group["tests"], "needs_remote": needs_remote(schema),
+                    "refs_other_documents": refs_other_documents(schema),
                 })
     return groups
 
@@ -151,8 +170,9 @@ def run_engine(engine: str, groups: list[dict[str, Any]], args: argparse.Namespa
     save_engine_info(engine, args.tokenizer, pool.info)
     with pool, out.open("a") as f:
         for g in tqdm(todo, desc=engine, unit="group", dynamic_ncols=True):
+            registry = args.registry if g["refs_other_documents"] else None
             rec = pool.run({"schema": g["schema"], "tests": g["tests"],
-                            "raw_unicode": args.raw_unicode})
+                            "raw_unicode": args.raw_unicode, "registry": registry})
             if "right" not in rec:  # timeout, crash, unexpected error: every case wrong
                 rec["right"] = [False] * len(g["tests"])
             rec = {"id": g["id"], "draft": g["draft"], "keyword": g["keyword"],
@@ -178,7 +198,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="serialise with ensure_ascii=False (no \\uXXXX surrogate-pair escapes)")
     p.add_argument("--timeout-s", type=float, default=120.0, help="per test group")
     p.add_argument("--mem-gb", type=float, default=16.0)
+    p.add_argument("--remotes", default="",
+                   help="the suite's remotes/ folder (default: beside --suite; 'none' to skip); "
+                   "given to engines whose API takes other documents (structgen's registry=)")
     args = p.parse_args(argv)
+    if args.remotes != "none":
+        args.registry = load_remotes(Path(args.remotes or Path(args.suite).parent / "remotes"))
+    else:
+        args.registry = {}
     log_run("suite", ["python", "-m", "benchmarks.test_suite", *(argv or sys.argv[1:])])
     groups = load_groups(Path(args.suite), args.drafts.split(","), args.optional)
     if args.limit:

@@ -16,9 +16,41 @@ from typing import Any
 
 import referencing
 import referencing.exceptions
-from referencing.jsonschema import DRAFT7, DRAFT202012, specification_with
+from referencing.jsonschema import DRAFT7, DRAFT201909, DRAFT202012, specification_with
 
 _DEFAULT_BASE = "urn:structgen:document"
+
+
+BUNDLED = "structgen:bundled"
+"""The ``$defs`` member under which ``bundle`` embeds the registry's documents."""
+
+
+def bundle(root: Any, registry: Mapping[str, Any]) -> Any:
+    """``root`` with the documents of ``registry`` (URI -> schema) embedded as resources, so that
+    ``$ref``s to those URIs resolve inside one compound document (JSON Schema 2020-12, 9.3).
+
+    Each document is embedded with ``$id`` set to its URI (where it has none of its own) under
+    ``$defs/structgen:bundled/<i>`` (``definitions`` for drafts before 2019-09).
+
+    Raises:
+        TypeError: ``registry`` is not a mapping of URI strings to schemas.
+    """
+    if not isinstance(registry, Mapping) or not all(isinstance(k, str) for k in registry):
+        raise TypeError("registry must map URI strings to schemas")
+    if not registry or not isinstance(root, Mapping):
+        return root
+    embedded = {}
+    for i, (uri, schema) in enumerate(sorted(registry.items())):
+        if isinstance(schema, Mapping) and not isinstance(schema.get("$id"), str):
+            schema = {"$id": uri, **schema}
+        elif not isinstance(schema, Mapping):
+            schema = {"$id": uri, "allOf": [schema]}
+        embedded[str(i)] = schema
+    legacy = dialect_spec(root) not in (DRAFT202012, DRAFT201909)
+    container = "definitions" if legacy else "$defs"
+    defs = dict(root.get(container) or {})
+    defs[BUNDLED] = {container: embedded} if legacy else {"$defs": embedded}
+    return {**root, container: defs}
 
 
 class RemoteRef(LookupError):
@@ -149,4 +181,4 @@ class DocumentRefs:
         return found, contents
 
 
-__all__ = ["DocumentRefs", "RemoteRef", "dialect_spec", "scoped_resolver"]
+__all__ = ["BUNDLED", "DocumentRefs", "bundle", "RemoteRef", "dialect_spec", "scoped_resolver"]

@@ -46,7 +46,7 @@ from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeatu
 from structgen.grammar.ir import Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck, unevaluable_pattern
 from structgen.grammar.json_numbers import literal_number_pattern
-from structgen.grammar.json_refs import DocumentRefs, RemoteRef
+from structgen.grammar.json_refs import DocumentRefs, RemoteRef, bundle
 from structgen.grammar.json_rules import finish_rules
 from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
 from structgen.grammar.json_types import (
@@ -127,6 +127,9 @@ class JsonSchemaOptions:
             ones may be skipped), extra ones after them; ``"any"``: members in any order, names
             distinct and required ones present (a check on each object with two or more possible
             members: exact, but the grammar then needs the CFG engine).
+        registry: other schema documents by URI (``{"https://example.com/a.json": {...}}``):
+            ``$ref``s to them resolve (they are embedded in the document as resources, see
+            ``json_refs.bundle``); nothing is ever fetched.
     """
 
     additional_properties: str = "declared"
@@ -135,6 +138,7 @@ class JsonSchemaOptions:
     best_effort: bool = False
     semantic_checks: bool = True
     property_order: str = "schema"
+    registry: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.property_order not in ("schema", "any"):
@@ -356,8 +360,8 @@ class SchemaLowering(TypeLowering):
             self._refuse(
                 ctx,
                 "$ref",
-                f"$ref {ref!r} points outside this schema document ({exc}); "
-                "remote references are not fetched",
+                f"$ref {ref!r} points outside this schema document ({exc}); nothing is "
+                "fetched: pass registry={uri: schema} to provide it",
             )
             return self._any_value()
         except LookupError as exc:
@@ -466,6 +470,11 @@ def json_schema_grammar(schema: Mapping[str, Any] | bool | str, **options: Any) 
             raise InvalidSchema(f"schema is not valid JSON: {exc}", location="#") from exc
     if not isinstance(schema, (Mapping, bool)):
         raise InvalidSchema(f"a schema must be an object or a bool, got {schema!r}", location="#")
+    if opts.registry is not None:
+        try:
+            schema = bundle(schema, opts.registry)
+        except TypeError as exc:
+            raise ConfigurationError(str(exc), keyword="registry") from exc
     return SchemaLowering(schema, opts).run()
 
 

@@ -703,6 +703,41 @@ REF_SCHEMAS = {
 }
 
 
+REMOTES = {
+    "http://example.com/int.json": {"type": "integer"},
+    "http://example.com/defs.json": {
+        "$defs": {"s": {"type": "string"}, "arr": {"type": "array", "items": {"$ref": "#/$defs/s"}}}
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$ref": "http://example.com/int.json"},
+        {
+            "type": "object",
+            "properties": {"x": {"$ref": "http://example.com/defs.json#/$defs/arr"}},
+            "additionalProperties": False,
+        },
+    ],
+)
+def test_registry_documents_resolve_as_in_jsonschema(schema: Any) -> None:
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
+    resources = [(uri, DRAFT202012.create_resource(doc)) for uri, doc in REMOTES.items()]
+    validator = jsonschema.Draft202012Validator(
+        schema, registry=Registry().with_resources(resources)
+    )
+    with pytest.raises(UnsupportedFeature, match="registry"):
+        json_schema_grammar(schema)
+    for value in [1, "a", {"x": ["a", "b"]}, {"x": [1]}, {"x": "a"}, {}, {"y": 1}]:
+        expected = validator.is_valid(value)
+        got = _accepts(schema, json.dumps(value), registry=REMOTES, additional_properties="spec")
+        assert got == expected, value
+
+
 @pytest.mark.parametrize("name", sorted(REF_SCHEMAS))
 def test_refs_resolve_as_jsonschema_does(name: str) -> None:
     schema = REF_SCHEMAS[name]
