@@ -53,6 +53,12 @@ def bundle(root: Any, registry: Mapping[str, Any]) -> Any:
     return {**root, container: defs}
 
 
+_NOT_SUBSCHEMAS = frozenset(
+    "$defs definitions enum const default examples $comment title description".split()
+)
+"""Members that hold no subschema validation enters (``$defs`` only through ``$ref``)."""
+
+
 class RemoteRef(LookupError):
     """The reference points outside the document."""
 
@@ -135,25 +141,36 @@ class DocumentRefs:
         )
 
     def outside_ref(self, pointer: str) -> str | None:
-        """A ``$ref``/``$dynamicRef`` in the subschema at ``pointer`` whose target is not in this
-        document (or does not exist), or None."""
+        """A ``$ref``/``$dynamicRef`` that validating against the subschema at ``pointer`` can
+        reach (following references, not descending into ``$defs`` or values) and whose target
+        is not in this document (or does not exist), or None."""
         node = self.root
         for token in _tokens(pointer):
             node = node[int(token)] if isinstance(node, list) else node[token]
+        seen = {pointer}
         stack: list[tuple[Any, str]] = [(node, pointer)]
         while stack:
             node, where = stack.pop()
-            if isinstance(node, Mapping):
-                for key in ("$ref", "$dynamicRef"):
-                    ref = node.get(key)
-                    if isinstance(ref, str):
-                        try:
-                            self.target(ref, where)
-                        except LookupError:
-                            return ref
-                stack.extend((v, f"{where}/{_escape(str(k))}") for k, v in node.items())
-            elif isinstance(node, list):
+            if isinstance(node, list):
                 stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
+                continue
+            if not isinstance(node, Mapping):
+                continue
+            for key in ("$ref", "$dynamicRef"):
+                ref = node.get(key)
+                if isinstance(ref, str):
+                    try:
+                        found, target = self.target(ref, where)
+                    except LookupError:
+                        return ref
+                    if found not in seen:
+                        seen.add(found)
+                        stack.append((target, found))
+            stack.extend(
+                (v, f"{where}/{_escape(str(k))}")
+                for k, v in node.items()
+                if k not in _NOT_SUBSCHEMAS
+            )
         return None
 
     def target(self, ref: str, pointer: str) -> tuple[str, Any]:

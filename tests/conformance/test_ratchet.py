@@ -7,7 +7,8 @@ passes; pin it with ``STRUCTGEN_UPDATE_RATCHET=1 pytest tests/conformance``.
 Judging is acceptance only, over a byte-level vocabulary (every byte a token; the languages are
 the same for any vocabulary, and the token-level masks are tested elsewhere), with the spec
 reading the benchmark runners use: ``additional_properties="spec"``, ``property_order="any"``.
-A valid instance is right when its text is accepted and complete; an invalid one when it is
+The suite's remote documents are given as ``registry=``. A valid instance is right when its text
+is accepted and complete; an invalid one when it is
 rejected. A schema that does not compile counts all its cases wrong. Oracle: the suite's own
 verdicts, and ``jsonschema`` (with formats) for MaskBench instances, as MaskBench labels them.
 """
@@ -48,23 +49,36 @@ def _accepts(compiled: sg.CompiledGrammar, text: str) -> bool:
     return m.consume_tokens(list(data)) == len(data) and m.is_accepting()
 
 
-def _right_answers(schema: Any, cases: list[tuple[str, bool]]) -> int:
+def _right_answers(
+    schema: Any, cases: list[tuple[str, bool]], registry: dict[str, Any] | None = None
+) -> int:
     try:
-        compiled = sg.compile(sg.Grammar.from_json_schema(schema, **OPTIONS), VOCAB)
+        grammar = sg.Grammar.from_json_schema(schema, registry=registry, **OPTIONS)
+        compiled = sg.compile(grammar, VOCAB)
     except sg.StructgenError:
         return 0
     return sum(_accepts(compiled, text) == valid for text, valid in cases)
 
 
+def _remotes() -> dict[str, Any]:
+    """The suite's remote documents under the URIs its tests use."""
+    folder = SUITE.parent / "remotes"
+    return {
+        f"http://localhost:1234/{path.relative_to(folder).as_posix()}": json.loads(path.read_text())
+        for path in sorted(folder.rglob("*.json"))
+    }
+
+
 def _suite_counts(draft: str) -> Counter[str]:
     counts: Counter[str] = Counter()
+    remotes = _remotes()
     for path in sorted((SUITE / draft).glob("*.json")):
         for group in json.loads(path.read_text()):
             cases = [(json.dumps(t["data"]), bool(t["valid"])) for t in group["tests"]]
             schema = group["schema"]
             if draft in DIALECTS and isinstance(schema, dict) and "$schema" not in schema:
                 schema = {"$schema": DIALECTS[draft], **schema}  # as the benchmark runner does
-            counts[path.stem] += _right_answers(schema, cases)
+            counts[path.stem] += _right_answers(schema, cases, remotes)
     return counts
 
 
