@@ -173,11 +173,7 @@ def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary)
         raise IncompatibleVocabulary(
             "the grammar's language is empty", hint="check the grammar or schema"
         )
-    single = {
-        data[0]
-        for tid, data in enumerate(vocab.token_bytes)
-        if len(data) == 1 and tid not in vocab.special_token_ids
-    }
+    single = vocab.single_byte_values()
     # A live DFA state is a non-empty, epsilon-closed set of co-reachable NFA states, so it holds
     # an accepting state or a state with byte edges. If each NFA state with byte edges has one on
     # a byte that is itself a token, every live state is accepting or has a one-byte token.

@@ -44,6 +44,13 @@ def _coreachable(nfa: ByteNFA) -> set[int]:
     return seen
 
 
+class _AllStates:
+    """The live set of an NFA whose states are all co-reachable."""
+
+    def __contains__(self, state: object) -> bool:
+        return True
+
+
 class LazyByteDFA:
     """On-demand DFA over bytes with the read interface the token layer needs."""
 
@@ -54,7 +61,8 @@ class LazyByteDFA:
         self._init()
 
     def _init(self) -> None:
-        self._live = _coreachable(self.nfa)
+        # trimmed: every state the subset construction may use can still reach acceptance
+        self._live = _AllStates() if self.nfa.all_live else _coreachable(self.nfa)
         self._memo: dict[int, frozenset[int]] = {}
         self._ids: dict[frozenset[int], int] = {}
         self._sets: list[frozenset[int]] = []

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import interegular
 from interegular.fsm import anything_else
@@ -42,25 +43,32 @@ class ByteNFA:
     eps: list[list[int]] = field(default_factory=list)
     accept: dict[int, int] = field(default_factory=dict)
     max_states: int = DEFAULT_MAX_NFA_STATES
+    # every state can reach the fragment's end: set by NfaBuilder for what it builds (Thompson
+    # fragments of non-empty languages), so automata need not trim; False means "unknown"
+    all_live: bool = False
 
     def new_state(self) -> int:
         """Add a state and return its id."""
+        return self.new_states(1)
+
+    def new_states(self, n: int) -> int:
+        """Add ``n`` states; return the id of the first (they are consecutive)."""
         count = len(self.edges)
-        if count >= self.max_states:
+        if count + n > self.max_states:
             raise LimitExceeded(
                 f"the byte NFA exceeds {self.max_states} states",
                 hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
             )
-        if not count & 4095:
+        if (count ^ (count + n)) >> 12 or not count:  # about every 4096 states
             deadline = _DEADLINE.get()
-            if deadline is not None and time.monotonic() > deadline[0]:
+            if deadline is not None and time.monotonic() >= deadline[0]:
                 raise LimitExceeded(
                     f"compilation took longer than its limit of {deadline[1]:g} s",
                     hint="simplify the grammar, or raise CompileLimits.max_seconds",
                 )
-        self.edges.append([])
-        self.eps.append([])
-        return len(self.edges) - 1
+        self.edges.extend([] for _ in range(n))
+        self.eps.extend([] for _ in range(n))
+        return count
 
     @property
     def num_states(self) -> int:
@@ -88,6 +96,7 @@ class _CharFsm:
     initial: int
     finals: frozenset[int]
     paths: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
+    empty: bool  # the language is empty (the initial state cannot reach a final one)
 
 
 @lru_cache(maxsize=4096)
@@ -117,18 +126,53 @@ def _regex_to_char_fsm(pattern: str, case_insensitive: bool) -> _CharFsm:
         else:
             ranges = codepoints_to_ranges(ord(ch) for ch in chars)
         key_paths[key] = [tuple(path) for lo, hi in ranges for path in utf8_sequences(lo, hi)]
-    index = {state: i for i, state in enumerate(sorted(fsm.states))}
+    # keep only states from which a final state is reachable (so the NFA needs no trimming)
+    preds: dict[Any, set[Any]] = {}
+    for src, row in fsm.map.items():
+        for dst in row.values():
+            preds.setdefault(dst, set()).add(src)
+    live = set(fsm.finals)
+    stack = list(live)
+    while stack:
+        for p in preds.get(stack.pop(), ()):
+            if p not in live:
+                live.add(p)
+                stack.append(p)
+    index = {state: i for i, state in enumerate(sorted(live | {fsm.initial}))}
     paths = []
     for src, row in fsm.map.items():
+        if src not in live:
+            continue
         for key, dst in row.items():
-            for path in key_paths[key]:
-                paths.append((index[src], index[dst], path))
+            if dst in live:
+                for path in key_paths[key]:
+                    paths.append((index[src], index[dst], path))
     return _CharFsm(
         num_states=len(index),
         initial=index[fsm.initial],
-        finals=frozenset(index[s] for s in fsm.finals),
+        finals=frozenset(index[s] for s in fsm.finals if s in index),
         paths=tuple(paths),
+        empty=fsm.initial not in live,
     )
+
+
+@lru_cache(maxsize=4096)
+def _fragment(
+    cfsm: _CharFsm,
+) -> tuple[int, tuple[tuple[int, int, int, int], ...], tuple[int, ...]]:
+    """A regex's NFA fragment over local state ids: ``(size, edges, finals)``; the FSM's states
+    come first, then one state per inner byte of multi-byte paths, then the end state."""
+    edges = []
+    size = cfsm.num_states
+    for src, dst, path in cfsm.paths:
+        cur = src
+        for lo, hi in path[:-1]:
+            edges.append((cur, lo, hi, size))
+            cur = size
+            size += 1
+        lo, hi = path[-1]
+        edges.append((cur, lo, hi, dst))
+    return size + 1, tuple(edges), tuple(sorted(cfsm.finals))
 
 
 class NfaBuilder:
@@ -137,6 +181,8 @@ class NfaBuilder:
     def __init__(self, grammar: Grammar, nfa: ByteNFA | None = None) -> None:
         self.rules = grammar.rule_map
         self.nfa = nfa if nfa is not None else ByteNFA()
+        if self.nfa.num_states == 0:
+            self.nfa.all_live = True  # until a fragment with an empty language is built
         self._active: list[str] = []
 
     def build(self, expr: Expr) -> tuple[int, int]:
@@ -159,6 +205,8 @@ class NfaBuilder:
                 cur = e
             return start, cur
         if isinstance(expr, Alt):
+            if not expr.items:
+                nfa.all_live = False  # the empty language: its entry state is dead
             start, end = nfa.new_state(), nfa.new_state()
             for item in expr.items:
                 s, e = self.build(item)
@@ -180,19 +228,17 @@ class NfaBuilder:
     def _build_regex(self, expr: Regex) -> tuple[int, int]:
         cfsm = _regex_to_char_fsm(expr.pattern, expr.case_insensitive)
         nfa = self.nfa
-        states = [nfa.new_state() for _ in range(cfsm.num_states)]
-        end = nfa.new_state()
-        for src, dst, path in cfsm.paths:
-            cur = states[src]
-            for lo, hi in path[:-1]:
-                nxt = nfa.new_state()
-                nfa.edges[cur].append((lo, hi, nxt))
-                cur = nxt
-            lo, hi = path[-1]
-            nfa.edges[cur].append((lo, hi, states[dst]))
-        for f in cfsm.finals:
-            nfa.eps[states[f]].append(end)
-        return states[cfsm.initial], end
+        if cfsm.empty:
+            nfa.all_live = False
+        size, edges, finals = _fragment(cfsm)
+        base = nfa.new_states(size)
+        out, eps = nfa.edges, nfa.eps
+        for src, lo, hi, dst in edges:
+            out[base + src].append((lo, hi, base + dst))
+        end = base + size - 1
+        for f in finals:
+            eps[base + f].append(end)
+        return base + cfsm.initial, end
 
     def _build_repeat(self, expr: Repeat) -> tuple[int, int]:
         nfa = self.nfa

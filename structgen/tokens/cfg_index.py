@@ -50,6 +50,18 @@ class _TrieExtras:
         self.tok_nodes = nodes[order]
 
 
+_EXTRAS: dict[int, tuple[TokenTrie, _TrieExtras]] = {}
+
+
+def _extras_for(trie: TokenTrie) -> _TrieExtras:
+    """The (process-wide cached) extras of a trie (tries are shared per vocabulary)."""
+    hit = _EXTRAS.get(id(trie))
+    if hit is None or hit[0] is not trie:
+        hit = (trie, _TrieExtras(trie))
+        _EXTRAS[id(trie)] = hit
+    return hit[1]
+
+
 class CfgTokenIndex:
     """Masks and token steps of an Earley recogniser over one Vocabulary.
 
@@ -75,12 +87,7 @@ class CfgTokenIndex:
 
     @staticmethod
     def _all_single_bytes(vocab: Vocabulary) -> bool:
-        seen = {
-            data[0]
-            for tid, data in enumerate(vocab.token_bytes)
-            if len(data) == 1 and tid not in vocab.special_token_ids
-        }
-        return len(seen) == 256
+        return len(vocab.single_byte_values()) == 256
 
     @property
     def trie(self) -> TokenTrie:
@@ -252,7 +259,7 @@ class CfgTokenIndex:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         trie = self.trie
         if self._extras is None:
-            self._extras = _TrieExtras(trie)
+            self._extras = _extras_for(trie)
         ex = self._extras
         dfa = self.bnf.terminals[t]
         node_bytes = trie.byte

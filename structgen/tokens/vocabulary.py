@@ -107,6 +107,19 @@ class Vocabulary:
         """Whether ``token_id`` is a special token (never allowed in constrained text)."""
         return token_id in self.special_token_ids
 
+    def single_byte_values(self) -> frozenset[int]:
+        """The bytes that are themselves a normal token (computed once per object)."""
+        cached = self.__dict__.get("_single_bytes")
+        if cached is None:
+            special = self.special_token_ids | self.eos_token_ids
+            cached = frozenset(
+                data[0]
+                for tid, data in enumerate(self.token_bytes)
+                if len(data) == 1 and tid not in special
+            )
+            self.__dict__["_single_bytes"] = cached  # frozen dataclass: cache without __setattr__
+        return cached
+
     def fingerprint(self) -> str:
         """A content hash (hex), stable across processes (computed once per object)."""
         cached = self.__dict__.get("_fingerprint")
