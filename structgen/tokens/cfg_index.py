@@ -4,12 +4,12 @@ A token is allowed if some scan item of the current chart set can read all its b
 ending its terminal part-way and continuing in the terminals the parser predicts next. The mask is
 built from cached subtree walks of the vocabulary trie:
 
-- ``walk(t, q, n)``: run terminal ``t``'s DFA from state ``q`` over the trie below node ``n``;
-  gives the tokens that stay inside the terminal (as a bitmask) and the nodes where the terminal
-  can end with more bytes still to come ("mid nodes"). It depends only on ``(t, q, n)``, so it is
-  cached across sequences and grammars' states.
+- ``walk(t, q, roots)``: run terminal ``t``'s DFA from state ``q`` over the trie below the nodes
+  ``roots`` (all at once, level by level); gives the tokens that stay inside the terminal (as a
+  bitmask) and the nodes where the terminal can end with more bytes still to come ("mid
+  nodes"). It depends only on its arguments, so it is cached across sequences and states.
 - At mid nodes the parser completes the terminal (the same parse state whatever bytes the
-  terminal read, so once per scan item) and the walk recurses below each mid node.
+  terminal read, so once per scan item) and one walk continues below all those mid nodes.
 
 Deliberate simplification: only the subtree walks are cached, not whole masks (parse states are
 not cheap to compare). With AWRS most decoding steps need no mask at all.
@@ -32,17 +32,20 @@ _MAX_WALKS = 50_000
 
 
 class _TrieExtras:
-    """Per-trie arrays the subtree walks need (depth, has-children, node -> token ids)."""
+    """Per-trie arrays the subtree walks need (children, has-children, node -> token ids)."""
 
     def __init__(self, trie: TokenTrie) -> None:
         n = trie.num_nodes
-        depth = np.zeros(n, dtype=np.int32)
-        for d, (lo, hi) in enumerate(trie.levels, start=1):
-            depth[lo:hi] = d
-        self.depth = depth
         has_children = np.zeros(n, dtype=bool)
         has_children[trie.parent[1:]] = True
         self.has_children = has_children
+        # children of node n: nodes child_lo[n]:child_hi[n] (level order puts parents in
+        # ascending order, so each node's children are contiguous)
+        parents = trie.parent[1:].astype(np.int64)
+        if parents.size and not np.all(parents[:-1] <= parents[1:]):
+            raise AssertionError("trie nodes are not ordered by parent")
+        self.child_lo = np.searchsorted(parents, np.arange(n), "left") + 1
+        self.child_hi = np.searchsorted(parents, np.arange(n), "right") + 1
         tokens = np.flatnonzero(trie.normal)
         nodes = trie.token_node[tokens]
         order = np.argsort(nodes, kind="stable")
@@ -150,46 +153,43 @@ class CfgTokenIndex:
         """``int32[ceil(V/32)]`` of the normal tokens allowed (EOS not included)."""
         words = (self.vocab.vocab_size + 31) // 32
         acc = np.zeros(words, dtype=np.int32)
-        self._collect(state, 0, acc)
+        root = np.zeros(1, dtype=np.int64)
+        if self.bnf.predicates:
+            self._collect_checked(state, root, acc, (state, 0))
+        else:
+            self._collect(state, root, acc)
         return acc
 
-    def _collect(
-        self,
-        state: ChartState,
-        node: int,
-        acc: np.ndarray,
-        base: tuple[ChartState, int] | None = None,
-    ) -> None:
-        if self.bnf.predicates:
-            self._collect_checked(state, node, acc, base or (state, node))
-            return
+    def _collect(self, state: ChartState, roots: np.ndarray, acc: np.ndarray) -> None:
+        """OR into ``acc`` the tokens allowed below trie nodes ``roots`` from ``state``. All roots
+        share the parse state (a terminal completed there, whatever bytes it read), so their
+        subtrees are walked together."""
         for scan in state.last.scans:
             t, q, _ = scan
-            mask, mids, _ = self._walk(t, q, node)
+            mask, mids, _ = self._walk(t, q, roots)
             np.bitwise_or(acc, mask, out=acc)
             if mids.size:
                 after = self.parser.complete_terminal(state, scan)
-                if after is None:
-                    continue
-                for mid in mids.tolist():
-                    self._collect(after, mid, acc)
+                if after is not None:
+                    self._collect(after, mids, acc)
 
     def _collect_checked(
-        self, state: ChartState, node: int, acc: np.ndarray, base: tuple[ChartState, int]
+        self, state: ChartState, roots: np.ndarray, acc: np.ndarray, base: tuple[ChartState, int]
     ) -> None:
         """``_collect`` when the grammar has semantic checks.
 
         ``state`` may be abstract (built by ``complete_terminal``, bytes unknown); ``base`` is the
-        nearest exact state above, with its trie node. A terminal completion that fires no check is
-        the same whatever bytes the terminal read, so it is shared as in the unchecked case; only
-        where a check fires (``NeedsBytes``) are the token's bytes replayed exactly from ``base``.
+        nearest exact state above, with its trie node (an ancestor of every root). A terminal
+        completion that fires no check is the same whatever bytes the terminal read, so it is
+        shared as in the unchecked case; only where a check fires (``NeedsBytes``) are the
+        token's bytes replayed exactly from ``base``.
         """
         local = np.zeros_like(acc)
         verify: list[np.ndarray] = []
         base_state, base_node = base
         for scan in state.last.scans:
             t, q, _ = scan
-            mask, mids, sinks = self._walk(t, q, node)
+            mask, mids, sinks = self._walk(t, q, roots)
             np.bitwise_or(local, mask, out=local)
             if not (mids.size or sinks.size):
                 continue
@@ -201,14 +201,15 @@ class CfgTokenIndex:
                 for mid in mids.tolist():
                     exact = self.parser.advance(base_state, self._node_bytes(base_node, mid))
                     if exact is not None:
-                        self._collect_checked(exact, mid, local, (exact, mid))
+                        here = np.array([mid], dtype=np.int64)
+                        self._collect_checked(exact, here, local, (exact, mid))
                 continue
             if after is None:
                 if sinks.size:
                     verify.append(sinks)
                 continue
-            for mid in mids.tolist():
-                self._collect_checked(after, mid, local, base)
+            if mids.size:
+                self._collect_checked(after, mids, local, base)
         if verify:
             # A token that ends where a terminal ends with nothing after it survives only if the
             # completion passes the semantic checks: verify those tokens exactly.
@@ -240,14 +241,15 @@ class CfgTokenIndex:
             node = int(trie.parent[node])
         return bytes(reversed(out))
 
-    def _walk(self, t: int, q: int, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(allowed-token bitmask, mid nodes, sink nodes) of terminal ``t`` from state ``q`` below
-        ``node``. Sink nodes: token ends where the terminal accepts with no way to continue."""
-        key = (t, q, node)
+    def _walk(self, t: int, q: int, roots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(allowed-token bitmask, mid nodes, sink nodes) of terminal ``t`` from state ``q``
+        below the trie nodes ``roots``. Mid nodes: the terminal may end there and the token goes
+        on; sink nodes: the token ends where the terminal accepts with no way to continue."""
+        key = (t, q, int(roots[0]) if roots.size == 1 else roots.tobytes())
         hit = self._walks.get(key)
         if hit is not None:
             return hit
-        result = self._walk_uncached(t, q, node)
+        result = self._walk_uncached(t, q, roots)
         with self._lock:
             if len(self._walks) > _MAX_WALKS:
                 self._walks.clear()
@@ -255,7 +257,7 @@ class CfgTokenIndex:
         return result
 
     def _walk_uncached(
-        self, t: int, q: int, node: int
+        self, t: int, q: int, roots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         trie = self.trie
         if self._extras is None:
@@ -263,37 +265,34 @@ class CfgTokenIndex:
         ex = self._extras
         dfa = self.bnf.terminals[t]
         node_bytes = trie.byte
-        cur_lo, cur_hi = node, node + 1
-        cur_states = np.array([q], dtype=np.int32)
+        frontier = roots
+        states = np.full(roots.shape[0], q, dtype=np.int32)
         live_nodes: list[np.ndarray] = []
         mids: list[np.ndarray] = []
         sinks: list[np.ndarray] = []
-        for lo, hi in trie.levels[int(ex.depth[node]) :]:
-            parents = trie.parent[lo:hi]
-            a = int(np.searchsorted(parents, cur_lo, "left"))
-            b = int(np.searchsorted(parents, cur_hi - 1, "right"))
-            if a >= b:
+        while frontier.size:
+            lo = ex.child_lo[frontier]
+            count = ex.child_hi[frontier] - lo
+            if not count.any():
                 break
-            nodes = np.arange(lo + a, lo + b)
-            states = dfa.gather(cur_states[parents[a:b] - cur_lo], node_bytes[lo + a : lo + b])
-            live = states != 0  # 0: the dead state
+            # the children of every frontier node, each with its parent's DFA state
+            starts = np.repeat(lo - np.cumsum(count) + count, count)
+            nodes = starts + np.arange(int(count.sum()))
+            nxt = dfa.gather(np.repeat(states, count), node_bytes[nodes])
+            live = nxt != 0  # 0: the dead state
             if not live.any():
                 break
-            nodes, states = nodes[live], states[live]
+            nodes, nxt = nodes[live], nxt[live]
             live_nodes.append(nodes)
-            accepting = dfa.accepting[states]
+            accepting = dfa.accepting[nxt]
             if accepting.any():
                 mid = accepting & ex.has_children[nodes]
                 if mid.any():
                     mids.append(nodes[mid])
-                ends = states[accepting]
-                sink = ~dfa.has_out(ends)
+                sink = ~dfa.has_out(nxt[accepting])
                 if sink.any():
                     sinks.append(nodes[accepting][sink])
-            # the next level looks up children by parent node: keep the dense range, dead = 0
-            full = np.zeros(b - a, dtype=np.int32)
-            full[live] = states
-            cur_lo, cur_hi, cur_states = lo + a, lo + b, full
+            frontier, states = nodes, nxt
         allowed = np.zeros(self.vocab.vocab_size, dtype=bool)
         if live_nodes:
             alive = np.concatenate(live_nodes)
