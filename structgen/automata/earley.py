@@ -27,10 +27,11 @@ Scan = tuple[int, int, int]  # (terminal, dfa state, start position)
 class EarleySet:
     """One chart position. Immutable once built."""
 
-    __slots__ = ("items", "waiting", "scans", "accepting", "byte")
+    __slots__ = ("items", "waiting", "scans", "accepting", "byte", "key")
 
     def __init__(self, byte: int | None = -1) -> None:
         self.byte = byte  # the byte that led here; None while unknown (mask shortcuts)
+        self.key: int | None = None  # canonical id of the parse configuration (see cfg_index)
         self.items: set[Item] = set()
         self.waiting: dict[int, list[Item]] = {}
         self.scans: list[Scan] = []

@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 
 from structgen.automata.cfg import Bnf
-from structgen.automata.earley import ChartState, EarleyParser, NeedsBytes
+from structgen.automata.earley import ChartState, EarleyParser, EarleySet, NeedsBytes
 from structgen.tokens.dfa_index import pack_bool_mask
 from structgen.tokens.trie import TokenTrie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
 
 _MAX_WALKS = 50_000
+_MAX_MASKS = 4096
+_MAX_CONFIGURATIONS = 1_000_000
 
 
 class _TrieExtras:
@@ -77,7 +79,9 @@ class CfgTokenIndex:
         self.parser = EarleyParser(bnf)
         self._trie: TokenTrie | None = None
         self._extras: _TrieExtras | None = None
-        self._walks: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._walks: dict[tuple[int, int, Any], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._masks: dict[int, np.ndarray] = {}  # by parse configuration (grammars w/o checks)
+        self._interned: dict[tuple[Any, ...], int] = {}
         self._lock = threading.Lock()
         self._initial = self.parser.initial_state()
         self._single_bytes = self._all_single_bytes(vocab)
@@ -150,15 +154,61 @@ class CfgTokenIndex:
     # -------------------------------------------------------------- masks
 
     def token_bitmask(self, state: ChartState) -> np.ndarray:
-        """``int32[ceil(V/32)]`` of the normal tokens allowed (EOS not included)."""
+        """``int32[ceil(V/32)]`` of the normal tokens allowed (EOS not included).
+
+        The returned array may be shared (cached): do not modify it.
+        """
         words = (self.vocab.vocab_size + 31) // 32
         acc = np.zeros(words, dtype=np.int32)
         root = np.zeros(1, dtype=np.int64)
         if self.bnf.predicates:
             self._collect_checked(state, root, acc, (state, 0))
-        else:
-            self._collect(state, root, acc)
+            return acc
+        key = self._configuration(state.sets, state.length - 1)
+        if key is not None:
+            hit = self._masks.get(key)
+            if hit is not None:
+                return hit
+        self._collect(state, root, acc)
+        if key is not None:
+            acc.setflags(write=False)
+            with self._lock:
+                if len(self._masks) >= _MAX_MASKS:
+                    self._masks.clear()
+                self._masks[key] = acc
         return acc
+
+    def _configuration(self, sets: list[EarleySet], pos: int) -> int | None:
+        """A canonical id of the parse configuration at ``pos``: equal ids accept the same
+        continuations, so they have the same masks (grammars without checks only).
+
+        The id interns the set's kernel (rule items past their first symbol, and scans begun
+        earlier), each with the id of the configuration where it began (-1: here); predicted
+        items and scans follow from the kernel. Memoised on the (immutable) sets; computed
+        oldest first, so no recursion.
+        """
+        stack = [pos]
+        while stack:
+            at = stack[-1]
+            s = sets[at]
+            if s.key is not None:
+                stack.pop()
+                continue
+            origins = {o for p, d, o in s.items if d and o != at}
+            origins.update(j for _, _, j in s.scans if j != at)
+            missing = [o for o in origins if sets[o].key is None]
+            if missing:
+                stack.extend(missing)
+                continue
+            if len(self._interned) >= _MAX_CONFIGURATIONS:
+                return None
+            items = frozenset((p, d, -1 if o == at else sets[o].key) for p, d, o in s.items if d)
+            scans = frozenset((t, q, sets[j].key) for t, q, j in s.scans if j != at)
+            signature = (items, scans, s.accepting)
+            with self._lock:
+                s.key = self._interned.setdefault(signature, len(self._interned))
+            stack.pop()
+        return sets[pos].key
 
     def _collect(self, state: ChartState, roots: np.ndarray, acc: np.ndarray) -> None:
         """OR into ``acc`` the tokens allowed below trie nodes ``roots`` from ``state``. All roots

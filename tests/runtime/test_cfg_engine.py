@@ -170,6 +170,30 @@ def test_mask_equals_brute_force(name: str) -> None:
                 assert m.consume_token(tid)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_masks_cached_by_parse_configuration_equal_brute_force(name: str) -> None:
+    """Masks are cached by parse configuration: over many accepted strings (so configurations
+    recur at different positions and depths), every mask still equals brute force."""
+    grammar, lark_text, alphabet = CASES[name]
+    compiled = sg.compile(grammar, VOCAB, use_cache=False)
+    oracle = _oracle(lark_text)
+    rng = random.Random(11)
+    texts = [*_positives(name)]
+    while len(texts) < 40:
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        if _lark_accepts(oracle, text):
+            texts.append(text)
+    for text in texts:
+        m = compiled.matcher()
+        for tid in [*tokenize_random(text.encode(), VOCAB, rng), None]:
+            words = m.next_token_bitmask_np()
+            for cand in range(VOCAB.vocab_size):
+                assert mask_bit(words, cand) == m.copy().consume_token(cand), (text, cand)
+            if tid is not None:
+                assert m.consume_token(tid)
+    assert compiled.index._masks  # the cache was used
+
+
 def test_copy_rollback_share_nothing_visible() -> None:
     compiled = sg.compile(CASES["json"][0], VOCAB)
     m = compiled.matcher()
