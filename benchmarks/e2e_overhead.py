@@ -27,8 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from benchmarks.e2e_common import check, greedy_loop, load_peers, make_processor
 from benchmarks.harness import RESULTS, SoftTimeout, _on_alarm, log_run, save_engine_info
 from benchmarks.maskbench import DEFAULT_DATA, split_of
 
@@ -39,38 +38,6 @@ MODES = ("unconstrained-generate", "unconstrained-loop", "structgen-awrs",
 def prompt_for(schema: Any) -> list[dict[str, str]]:
     return [{"role": "user", "content": "Write one JSON value that is valid under this JSON "
              f"Schema. Reply with the JSON only.\n\n{json.dumps(schema)}"}]
-
-
-def check(text: str, schema: Any) -> bool:
-    import jsonschema
-
-    try:
-        value = json.loads(text)
-        jsonschema.validators.validator_for(schema)(schema).validate(value)
-    except Exception:  # noqa: BLE001 - any parse or validation failure is "not valid"
-        return False
-    return True
-
-
-class MaskProcessor:
-    """A minimal logits processor over a matcher with ``fill(mask)`` and ``commit(token)``."""
-
-    def __init__(self, fill: Any, commit: Any, vocab_size: int) -> None:
-        self.fill, self.commit, self.vocab_size = fill, commit, vocab_size
-        self.mask = np.zeros((1, (vocab_size + 31) // 32), dtype=np.int32)
-        self.prompt_len: int | None = None
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        if self.prompt_len is None:
-            self.prompt_len = int(input_ids.shape[1])
-        elif not self.commit(int(input_ids[0, -1])):
-            raise RuntimeError("the matcher rejected a token its own mask allowed")
-        self.fill(self.mask)
-        bits = np.unpackbits(self.mask.view(np.uint8), bitorder="little")[: scores.shape[-1]]
-        allowed = torch.from_numpy(bits.astype(bool))
-        return scores.masked_fill(~allowed, float("-inf"))
 
 
 def pick_schemas(n: int, seed: int, vocab: Any) -> list[tuple[str, Any]]:
@@ -116,17 +83,7 @@ def run_mode(mode: str, model: Any, tok: Any, vocab: Any, schema: Any, ids: list
                    checks_per_token=res.stats.constraint_checks / max(n, 1),
                    full_masks=res.stats.full_masks)
     elif mode == "unconstrained-loop":
-        out_ids, past, pending = [], None, ids
-        with torch.inference_mode():
-            while len(out_ids) < max_new:
-                out = model(input_ids=torch.tensor([pending]), past_key_values=past,
-                            use_cache=True)
-                past = out.past_key_values
-                t = int(out.logits[0, -1].argmax())
-                if t in eos:
-                    break
-                out_ids.append(t)
-                pending = [t]
+        out_ids = greedy_loop(model, ids, eos, max_new)
         wall, n = time.perf_counter() - t0, len(out_ids)
         rec["text"] = tok.decode(out_ids)
     else:
@@ -145,47 +102,6 @@ def run_mode(mode: str, model: Any, tok: Any, vocab: Any, schema: Any, ids: list
     rec.update(new_tokens=n, wall_s=wall, ms_per_token=1000 * wall / max(n, 1),
                hit_limit=n >= max_new, valid=check(rec["text"], schema))
     return rec
-
-
-def make_processor(mode: str, schema: Any, vocab: Any, peers: dict[str, Any]) -> Any:
-    import structgen as sg
-
-    if mode == "structgen-processor":
-        return sg.StructgenLogitsProcessor(sg.compile(sg.Grammar.from_json_schema(schema), vocab))
-    if mode == "llguidance-processor":
-        llg = peers["llguidance"]
-        grammar = llg.LLMatcher.grammar_from_json_schema(json.dumps(schema))
-        m = llg.LLMatcher(peers["llg_tok"], grammar, log_level=0)
-        if m.is_error():
-            raise RuntimeError(m.get_error())
-        return MaskProcessor(lambda mask: m.unsafe_compute_mask_ptr(mask.ctypes.data, mask.nbytes),
-                             m.consume_token, vocab.vocab_size)
-    if mode == "xgrammar-processor":
-        xgr = peers["xgrammar"]
-        return xgr.contrib.hf.LogitsProcessor(peers["xgr_compiler"].compile_json_schema(
-            json.dumps(schema)))
-    raise ValueError(mode)
-
-
-def load_peers(tok: Any, vocab: Any, modes: list[str]) -> dict[str, Any]:
-    peers: dict[str, Any] = {}
-    eos = sorted(vocab.eos_token_ids)
-    if "llguidance-processor" in modes:
-        import llguidance
-        import llguidance.hf
-
-        peers["llguidance"] = llguidance
-        peers["llg_tok"] = llguidance.hf.from_tokenizer(tok, n_vocab=vocab.vocab_size,
-                                                        eos_token=eos)
-    if "xgrammar-processor" in modes:
-        import xgrammar
-        import xgrammar.contrib.hf
-
-        info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab.vocab_size,
-                                                       stop_token_ids=eos)
-        peers["xgrammar"] = xgrammar
-        peers["xgr_compiler"] = xgrammar.GrammarCompiler(info, max_threads=1)
-    return peers
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import grammars, jsonschemabench
 from benchmarks.harness import RESULTS, ROOT, read_jsonl
 from benchmarks.report_util import (
     Groups,
@@ -40,7 +41,8 @@ python -m benchmarks.run --quick --e2e   # also the end-to-end run (needs the Sm
 ```
 
 Each step is a module that can be run alone (`python -m benchmarks.maskbench --help`,
-`benchmarks.test_suite`, `benchmarks.e2e_overhead`, `benchmarks.report`); `BENCH_RESULTS` picks
+`benchmarks.test_suite`, `benchmarks.grammars`, `benchmarks.e2e_overhead`,
+`benchmarks.jsonschemabench`, `benchmarks.report`); `BENCH_RESULTS` picks
 the results folder (default `benchmarks/results/`; `run.py` uses `results/quick` or
 `results/full`). Runs are resumable: files already in a jsonl are skipped.
 
@@ -59,7 +61,9 @@ the results folder (default `benchmarks/results/`; `run.py` uses `results/quick`
 - TTFM = compile + new matcher + first full mask, with caches off (structgen `use_cache=False`,
   xgrammar `cache_enabled=False`). xgrammar runs with `max_threads=1` (MaskBench does the same;
   its default is 8), so all engines are single-threaded.
-- Engine settings: structgen `additional_properties="spec"` (the validation reading); llguidance
+- Engine settings: structgen `additional_properties="spec"`, `property_order="any"` (the
+  validation reading; Test Suite groups that `$ref` other documents also get the suite's
+  `remotes/` as `registry=`, an API the peers do not have); llguidance
   default JSON options (flexible whitespace); xgrammar defaults (`strict_mode=True`: unspecified
   `additionalProperties` / extra items are refused, which makes valid instances with extra keys
   false rejects; engine `xgrammar-compliant` runs `strict_mode=False`); outlines-core defaults, its
@@ -342,15 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
     args = p.parse_args(argv)
-    plots = ROOT / "plots"
-    plots.mkdir(exist_ok=True)
+    # beside the report, where its relative links point (benchmarks/plots for the default)
+    plots = Path(args.out).resolve().parent / "benchmarks" / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
     lines = header()
     mb, suite = load("maskbench"), load("suite")
     for tok in sorted({t for t, _ in mb}, key=lambda t: t != "smollm2"):
         lines += maskbench_section(mb, tok, plots)
     for tok in sorted({t for t, _ in suite}, key=lambda t: t != "smollm2"):
         lines += suite_section(suite, tok)
+    lines += grammars.report_section()
     lines += e2e_section()
+    lines += jsonschemabench.report_section(plots)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -1,7 +1,9 @@
 """Run the benchmarks, then write BENCHMARKS.md.
 
-    python -m benchmarks.run --quick    # < 20 min on 2 cores: MaskBench sample of 100 files and
-                                        # the draft2020-12 suite; 10 s per file, 5 s per group
+    python -m benchmarks.run --quick    # < 20 min on 2 cores: MaskBench sample of 100 files,
+                                        # the draft2020-12 suite, the shipped grammars on both
+                                        # vocabularies; 10 s per file, 5 s per group, 15 s per
+                                        # grammar
     python -m benchmarks.run --full     # everything (hours): all MaskBench files, both drafts
 
 Results go to ``benchmarks/results/quick/`` or ``benchmarks/results/full/`` (resumable: an
@@ -45,9 +47,23 @@ def steps(args: argparse.Namespace) -> list[list[str]]:
         [*py, "benchmarks.maskbench", "--engines", args.engines, *tok, *lim, *mb],
         [*py, "benchmarks.test_suite", "--engines", ",".join(suite_engines), *tok, *lim, *suite],
     ]
+    # the shipped Lark grammars on real strings, on both vocabularies (issue 3's targets)
+    from benchmarks.grammars import GRAMMAR_ENGINES
+
+    gr_engines = ",".join(e for e in args.engines.split(",") if e in GRAMMAR_ENGINES)
+    gr = ["--timeout-s", "15" if args.quick else str(args.timeout_s), *lim]
+    if args.maskbench_data:
+        gr += ["--data", args.maskbench_data]
+    if gr_engines:
+        out += [[*py, "benchmarks.grammars", "--engines", gr_engines, "--tokenizer", t, *gr]
+                for t in ("smollm2", "deepseek")]
     if args.e2e:
-        n = "5" if args.quick else "20"
+        n = "10" if args.quick else "20"
         out.append([*py, "benchmarks.e2e_overhead", "--n", n])
+        jsb = ["--per-split", "1" if args.quick else "20", "--seed", str(args.seed)]
+        if args.maskbench_data:
+            jsb += ["--data", args.maskbench_data]
+        out.append([*py, "benchmarks.jsonschemabench", *jsb])
     out.append([*py, "benchmarks.report"])
     return out
 
@@ -67,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mem-gb", type=float, default=12.0, help="address-space cap per worker")
     p.add_argument("--maskbench-data", default="", help="MaskBench folder (default: shared)")
     p.add_argument("--suite-data", default="", help="the test suite's tests/ folder")
-    p.add_argument("--e2e", action="store_true", help="also run e2e_overhead (needs the model)")
+    p.add_argument("--e2e", action="store_true", help="also run e2e_overhead and jsonschemabench "
+                   "(needs the model)")
     p.add_argument("--results", default="", help="results folder (default results/quick|full)")
     p.add_argument("--fresh", action="store_true",
                    help="delete the results folder first (else the run resumes)")
