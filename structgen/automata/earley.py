@@ -31,7 +31,8 @@ class EarleySet:
 
     def __init__(self, byte: int | None = -1) -> None:
         self.byte = byte  # the byte that led here; None while unknown (mask shortcuts)
-        self.key: int | None = None  # canonical id of the parse configuration (see cfg_index)
+        # (owner, id): canonical id of the parse configuration, per index (see cfg_index)
+        self.key: tuple[object, int] | None = None
         self.items: set[Item] = set()
         self.waiting: dict[int, list[Item]] = {}
         self.scans: list[Scan] = []

@@ -129,8 +129,9 @@ def _regex_to_char_fsm(pattern: str, case_insensitive: bool) -> _CharFsm:
     # keep only states from which a final state is reachable (so the NFA needs no trimming)
     preds: dict[Any, set[Any]] = {}
     for src, row in fsm.map.items():
-        for dst in row.values():
-            preds.setdefault(dst, set()).add(src)
+        for key, dst in row.items():
+            if key_paths[key]:  # a class of surrogates only has no UTF-8 bytes: no edge
+                preds.setdefault(dst, set()).add(src)
     live = set(fsm.finals)
     stack = list(live)
     while stack:

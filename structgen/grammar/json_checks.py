@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import jsonschema
 from referencing.jsonschema import DRAFT202012, specification_with
 
+from structgen.errors import InternalError
 from structgen.grammar.json_refs import scoped_resolver
 
 _VALIDATORS: dict[tuple[str, str, str], Any] = {}
@@ -125,29 +125,13 @@ def _verdict(check: JsonSchemaCheck, data: bytes) -> bool:
         value = json.loads(data)
     except ValueError:
         return False
-    return bool(check._validator().is_valid(value))
-
-
-def unevaluable_pattern(schema: Any) -> str | None:
-    """A ``pattern`` / ``patternProperties`` regex in ``schema`` (nested subschemas included) that
-    Python's ``re`` cannot compile (``\\p{L}``...), so ``jsonschema`` could not evaluate a check
-    on it; ``None`` if there is none."""
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            found = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
-            if isinstance(node.get("patternProperties"), dict):
-                found += list(node["patternProperties"])
-            for pattern in found:
-                try:
-                    re.compile(pattern)
-                except re.error:
-                    return pattern
-            stack.extend(node.values())
-    return None
+    try:
+        return bool(check._validator().is_valid(value))
+    except Exception as exc:  # noqa: BLE001 - compile time refuses what jsonschema cannot do
+        raise InternalError(
+            f"the check on {check.describe()} could not be evaluated: {type(exc).__name__}: {exc}",
+            hint="please report the schema; compile time should have refused it",
+        ) from exc
 
 
 def canonical(schema: Any) -> str:
@@ -155,4 +139,4 @@ def canonical(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["DistinctKeys", "JsonSchemaCheck", "canonical", "resolve_pointer", "unevaluable_pattern"]
+__all__ = ["DistinctKeys", "JsonSchemaCheck", "canonical", "resolve_pointer"]

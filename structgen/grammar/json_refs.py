@@ -11,6 +11,7 @@ A reference whose target lies outside the document (another file, a metaschema) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,10 +54,13 @@ def bundle(root: Any, registry: Mapping[str, Any]) -> Any:
     return {**root, container: defs}
 
 
-_NOT_SUBSCHEMAS = frozenset(
-    "$defs definitions enum const default examples $comment title description".split()
+_ONE_SUBSCHEMA = frozenset(
+    "additionalProperties additionalItems items contains propertyNames not if then else "
+    "unevaluatedItems unevaluatedProperties contentSchema".split()
 )
-"""Members that hold no subschema validation enters (``$defs`` only through ``$ref``)."""
+_SUBSCHEMA_MAPS = frozenset("properties patternProperties dependentSchemas dependencies".split())
+_SUBSCHEMA_LISTS = frozenset("allOf anyOf oneOf prefixItems items".split())
+"""Keywords whose values validation enters (``$defs`` only through a ``$ref``)."""
 
 
 class RemoteRef(LookupError):
@@ -115,9 +119,13 @@ class DocumentRefs:
             self._crawl()
         except (AttributeError, TypeError):
             # no $schema and a draft-7 shape (array-form items...): read it as draft 7
-            self.spec = DRAFT7
-            self._crawl()
-            self.draft = "http://json-schema.org/draft-07/schema#"
+            try:
+                self.spec = DRAFT7
+                self._crawl()
+                self.draft = "http://json-schema.org/draft-07/schema#"
+            except (AttributeError, TypeError):  # malformed somewhere: the lowering says where
+                self.spec = dialect_spec(root)
+                self._crawl(crawl=False)
         self._pointers: dict[int, str] = {}
         stack: list[tuple[Any, str]] = [(root, "#")]
         while stack:
@@ -129,10 +137,12 @@ class DocumentRefs:
                 self._pointers.setdefault(id(node), pointer)
                 stack.extend((v, f"{pointer}/{i}") for i, v in enumerate(node))
 
-    def _crawl(self) -> None:
+    def _crawl(self, crawl: bool = True) -> None:
         resource = self.spec.create_resource(self.root)
         self.base = resource.id() or _DEFAULT_BASE
-        self.registry = referencing.Registry().with_resource(self.base, resource).crawl()
+        self.registry = referencing.Registry().with_resource(self.base, resource)
+        if crawl:
+            self.registry = self.registry.crawl()
 
     def resolver_at(self, pointer: str) -> Any:
         """The ``referencing`` resolver in scope at ``pointer`` (nested ``$id``s applied)."""
@@ -140,10 +150,11 @@ class DocumentRefs:
             self.registry.resolver(base_uri=self.base), self.spec, self.root, pointer
         )
 
-    def outside_ref(self, pointer: str) -> str | None:
-        """A ``$ref``/``$dynamicRef`` that validating against the subschema at ``pointer`` can
-        reach (following references, not descending into ``$defs`` or values) and whose target
-        is not in this document (or does not exist), or None."""
+    def uncheckable(self, pointer: str) -> str | None:
+        """Why ``jsonschema`` could not evaluate the subschema at ``pointer`` (None if it can):
+        a ``$ref``/``$dynamicRef`` whose target is not in this document, or a ``pattern`` /
+        ``patternProperties`` regex Python's ``re`` cannot compile, anywhere validation can
+        reach (subschema keywords and ``$ref`` targets, not ``$defs`` or values)."""
         node = self.root
         for token in _tokens(pointer):
             node = node[int(token)] if isinstance(node, list) else node[token]
@@ -151,9 +162,6 @@ class DocumentRefs:
         stack: list[tuple[Any, str]] = [(node, pointer)]
         while stack:
             node, where = stack.pop()
-            if isinstance(node, list):
-                stack.extend((v, f"{where}/{i}") for i, v in enumerate(node))
-                continue
             if not isinstance(node, Mapping):
                 continue
             for key in ("$ref", "$dynamicRef"):
@@ -162,15 +170,30 @@ class DocumentRefs:
                     try:
                         found, target = self.target(ref, where)
                     except LookupError:
-                        return ref
+                        return (
+                            f"$ref {ref!r}, which points outside this document (nothing is fetched)"
+                        )
                     if found not in seen:
                         seen.add(found)
                         stack.append((target, found))
-            stack.extend(
-                (v, f"{where}/{_escape(str(k))}")
-                for k, v in node.items()
-                if k not in _NOT_SUBSCHEMAS
-            )
+            patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+            if isinstance(node.get("patternProperties"), Mapping):
+                patterns += list(node["patternProperties"])
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error:
+                    return (
+                        f"the regex {pattern!r}, which Python's re (used by checks) cannot compile"
+                    )
+            for key, value in node.items():
+                at = f"{where}/{_escape(str(key))}"
+                if key in _ONE_SUBSCHEMA:
+                    stack.append((value, at))
+                elif key in _SUBSCHEMA_MAPS and isinstance(value, Mapping):
+                    stack.extend((v, f"{at}/{_escape(str(k))}") for k, v in value.items())
+                elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+                    stack.extend((v, f"{at}/{i}") for i, v in enumerate(value))
         return None
 
     def target(self, ref: str, pointer: str) -> tuple[str, Any]:

@@ -44,7 +44,7 @@ from typing import Any
 
 from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
 from structgen.grammar.ir import Check, Expr, Grammar, Ref, Regex, alt, lit, seq
-from structgen.grammar.json_checks import JsonSchemaCheck, unevaluable_pattern
+from structgen.grammar.json_checks import JsonSchemaCheck
 from structgen.grammar.json_numbers import literal_number_pattern
 from structgen.grammar.json_refs import DocumentRefs, RemoteRef, bundle
 from structgen.grammar.json_rules import finish_rules
@@ -60,6 +60,16 @@ from structgen.grammar.json_types import (
     json_equal,
     within,
 )
+
+_COMPANION = {
+    "then": "if",
+    "else": "if",
+    "minContains": "contains",
+    "maxContains": "contains",
+    "exclusiveMaximum": "maximum",
+    "exclusiveMinimum": "minimum",
+}
+"""Keywords a validator evaluates inside another one's implementation."""
 
 _MAX_PERMUTED_MEMBERS = 4
 """An enum/const object with up to this many members is accepted in any member order."""
@@ -188,6 +198,22 @@ class SchemaLowering(TypeLowering):
     # -- driver ---------------------------------------------------------------------------------
 
     @functools.cached_property
+    def dialect(self) -> Any:
+        """The ``jsonschema`` validator class of the document (its ``$schema``, else 2020-12)."""
+        import jsonschema
+
+        default = jsonschema.Draft202012Validator
+        root = self.root if isinstance(self.root, Mapping) else {}
+        if "$schema" not in root and self.refs.draft:  # a draft-7-shaped document: see refs
+            root = {"$schema": self.refs.draft}
+        return jsonschema.validators.validator_for(root, default=default)
+
+    def _in_dialect(self, keyword: str) -> bool:
+        """Whether the document's dialect defines ``keyword`` (``then`` goes with ``if``...)."""
+        known = self.dialect.VALIDATORS
+        return keyword in known or _COMPANION.get(keyword) in known
+
+    @functools.cached_property
     def refs(self) -> DocumentRefs:
         """``$ref`` resolution in this document (built on the first ``$ref``)."""
         return DocumentRefs(self.root)
@@ -232,13 +258,7 @@ class SchemaLowering(TypeLowering):
 
     def _uncheckable(self, schema: Any, ctx: SchemaCtx) -> str | None:
         """Why ``jsonschema`` could not evaluate a check on ``schema``, or None."""
-        bad = unevaluable_pattern(schema)
-        if bad is not None:
-            return f"the regex {bad!r}, which Python's re (used by the check) cannot compile"
-        ref = self.refs.outside_ref(ctx.pointer)
-        if ref is not None:
-            return f"$ref {ref!r}, which points outside this document (nothing is fetched)"
-        return None
+        return self.refs.uncheckable(ctx.pointer)
 
     def _lower_unchecked(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         if schema is True:
@@ -336,6 +356,13 @@ class SchemaLowering(TypeLowering):
                 self._mark(ctx, key, "annotation")
             elif key == "$id":
                 self._mark(ctx, key, "annotation", "base URI of the $refs below it")
+            elif (key in SUPPORTED or key in UNSUPPORTED) and not self._in_dialect(key):
+                self._mark(
+                    ctx,
+                    key,
+                    "annotation",
+                    f"not a keyword of {self.dialect.__name__}'s dialect: validators ignore it",
+                )
             elif key in SUPPORTED or key in UNSUPPORTED:
                 applies = APPLIES_TO.get(key)
                 if applies is not None and applies.isdisjoint(types):

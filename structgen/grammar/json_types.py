@@ -505,6 +505,7 @@ class TypeLowering(LoweringBase):
             self._invalid(
                 ctx.at("maxItems"), "maxItems", f"unsatisfiable: minItems {low} > maxItems {high}"
             )
+        need = low  # the real minimum, for the satisfiability tests below
         low, high = self._unrolled(ctx, low, high, ("minItems", "maxItems"))
         prefix: list[Expr] = []
         cap = high
@@ -535,7 +536,7 @@ class TypeLowering(LoweringBase):
             item = self.lower(schema["items"], ctx.child("items"))
         if item is None:
             cap = len(prefix) if cap is None else min(cap, len(prefix))
-        if cap is not None and low > cap:
+        if cap is not None and need > cap:
             return self._never(ctx, "no array length is possible")
         prefix = prefix[:cap] if cap is not None else prefix
         empty = seq(lit("["), self.ws, lit("]"))

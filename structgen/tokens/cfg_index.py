@@ -11,8 +11,9 @@ built from cached subtree walks of the vocabulary trie:
 - At mid nodes the parser completes the terminal (the same parse state whatever bytes the
   terminal read, so once per scan item) and one walk continues below all those mid nodes.
 
-Deliberate simplification: only the subtree walks are cached, not whole masks (parse states are
-not cheap to compare). With AWRS most decoding steps need no mask at all.
+Whole masks are cached too, for grammars without semantic checks, by parse configuration: a
+canonical id of the chart set's kernel (see ``_configuration``). With AWRS most decoding steps
+need no mask at all.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from structgen.tokens.vocabulary import Vocabulary
 
 _MAX_WALKS = 50_000
 _MAX_MASKS = 4096
-_MAX_CONFIGURATIONS = 1_000_000
+_MAX_CONFIGURATIONS = 200_000
 
 
 class _TrieExtras:
@@ -53,6 +54,10 @@ class _TrieExtras:
         order = np.argsort(nodes, kind="stable")
         self.tok_sorted = tokens[order].astype(np.int64)
         self.tok_nodes = nodes[order]
+
+
+def _keyed(s: EarleySet, owner: object) -> bool:
+    return s.key is not None and s.key[0] is owner
 
 
 _EXTRAS: dict[int, tuple[TokenTrie, _TrieExtras]] = {}
@@ -82,6 +87,7 @@ class CfgTokenIndex:
         self._walks: dict[tuple[int, int, Any], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._masks: dict[int, np.ndarray] = {}  # by parse configuration (grammars w/o checks)
         self._interned: dict[tuple[Any, ...], int] = {}
+        self._key_owner = object()  # tags EarleySet.key with this index
         self._lock = threading.Lock()
         self._initial = self.parser.initial_state()
         self._single_bytes = self._all_single_bytes(vocab)
@@ -187,28 +193,30 @@ class CfgTokenIndex:
         items and scans follow from the kernel. Memoised on the (immutable) sets; computed
         oldest first, so no recursion.
         """
+        owner = self._key_owner  # ids are per index: a set keyed by another (a pickled or
+        interned = self._interned  # copied state) is keyed again
         stack = [pos]
         while stack:
             at = stack[-1]
             s = sets[at]
-            if s.key is not None:
+            if s.key is not None and s.key[0] is owner:
                 stack.pop()
                 continue
             origins = {o for p, d, o in s.items if d and o != at}
             origins.update(j for _, _, j in s.scans if j != at)
-            missing = [o for o in origins if sets[o].key is None]
+            missing = [o for o in origins if not _keyed(sets[o], owner)]
             if missing:
                 stack.extend(missing)
                 continue
-            if len(self._interned) >= _MAX_CONFIGURATIONS:
+            if len(interned) >= _MAX_CONFIGURATIONS:
                 return None
-            items = frozenset((p, d, -1 if o == at else sets[o].key) for p, d, o in s.items if d)
-            scans = frozenset((t, q, sets[j].key) for t, q, j in s.scans if j != at)
+            items = frozenset((p, d, -1 if o == at else sets[o].key[1]) for p, d, o in s.items if d)
+            scans = frozenset((t, q, sets[j].key[1]) for t, q, j in s.scans if j != at)
             signature = (items, scans, s.accepting)
             with self._lock:
-                s.key = self._interned.setdefault(signature, len(self._interned))
+                s.key = (owner, interned.setdefault(signature, len(interned)))
             stack.pop()
-        return sets[pos].key
+        return sets[pos].key[1]
 
     def _collect(self, state: ChartState, roots: np.ndarray, acc: np.ndarray) -> None:
         """OR into ``acc`` the tokens allowed below trie nodes ``roots`` from ``state``. All roots

@@ -110,3 +110,21 @@ def test_outer_anchors_are_full_match_noops() -> None:
     g2 = Grammar.from_regex(r"a\$")
     nfa, start = grammar_to_nfa(g2)
     assert LazyByteDFA(nfa, start).matches(b"a$")
+
+
+def test_surrogate_only_class_leaves_no_dead_prefix() -> None:
+    """A character class of surrogates only has no UTF-8 bytes: ``a`` followed by it is not a
+    viable prefix, in the regular and in the CFG engine (whose NFAs are not trimmed)."""
+    import structgen as sg
+    from structgen.grammar.ir import Ref, alt, lit, seq
+
+    vocab = sg.Vocabulary.byte_level([])
+    pattern = "a[\ud800-\udfff]|b"
+    recursive = Grammar.from_rules(
+        {"start": alt(seq(lit("("), Ref("start"), lit(")")), Regex(pattern))}
+    )
+    for grammar, first in ((Grammar.from_regex(pattern), b""), (recursive, b"((")):
+        m = sg.compile(grammar, vocab, use_cache=False).matcher()
+        assert m.consume_tokens(list(first)) == len(first)
+        allowed = {vocab.token_bytes[t] for t in m.allowed_token_ids()} - {b""}
+        assert b"a" not in allowed and b"b" in allowed

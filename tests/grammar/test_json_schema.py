@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -490,10 +489,8 @@ def test_every_regex_compiles_with_interegular() -> None:
             patterns |= _regexes(json_schema_grammar(schema, additional_properties=mode))
     for ws in ({"whitespace": "compact"}, {"whitespace_pattern": "[ ]?"}):
         patterns |= _regexes(json_schema_grammar(SCHEMAS["nested"], **ws))
-    for pattern in patterns:
-        start = time.perf_counter()
-        interegular.parse_pattern(pattern).to_fsm()
-        assert time.perf_counter() - start < 2.0, pattern
+    for pattern in patterns:  # (compile speed is measured by the benchmarks, not here)
+        assert interegular.parse_pattern(pattern).to_fsm().finals, pattern
 
 
 # -- documented spelling rules --------------------------------------------------------------------
@@ -814,6 +811,15 @@ def test_invalid_and_unsatisfiable_schemas(schema: Any, pointer: str) -> None:
     with pytest.raises(InvalidSchema) as info:
         json_schema_grammar(schema)
     assert info.value.location == pointer
+
+
+def test_unsatisfiable_counts_above_the_unrolling_limit_are_still_detected() -> None:
+    for schema in (
+        {"type": "array", "items": False, "minItems": 300},
+        {"type": "array", "prefixItems": [{}], "items": False, "minItems": 257},
+    ):
+        with pytest.raises(InvalidSchema, match="no array length"):
+            _lower(schema)  # with semantic checks: the bound itself would be a check
 
 
 def test_schema_as_json_text_and_entry_point() -> None:

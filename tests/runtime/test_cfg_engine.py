@@ -183,15 +183,17 @@ def test_masks_cached_by_parse_configuration_equal_brute_force(name: str) -> Non
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
         if _lark_accepts(oracle, text):
             texts.append(text)
+    calls = 0
     for text in texts:
         m = compiled.matcher()
         for tid in [*tokenize_random(text.encode(), VOCAB, rng), None]:
             words = m.next_token_bitmask_np()
+            calls += 1
             for cand in range(VOCAB.vocab_size):
                 assert mask_bit(words, cand) == m.copy().consume_token(cand), (text, cand)
             if tid is not None:
                 assert m.consume_token(tid)
-    assert compiled.index._masks  # the cache was used
+    assert 0 < len(compiled.index._masks) < calls / 2  # configurations recurred: cache hits
 
 
 def test_copy_rollback_share_nothing_visible() -> None:
@@ -214,3 +216,31 @@ def test_pickle_cfg() -> None:
     back = pickle.loads(pickle.dumps(compiled))
     m = back.matcher()
     assert m.consume_tokens([ord(c) for c in "1+(2)"]) == 5 and m.is_accepting()
+
+
+def test_masks_after_pickling_a_matcher_with_cached_configurations() -> None:
+    """Configuration ids belong to one index: an unpickled matcher (a new index) must not reuse
+    the ids its chart sets carry from the old one."""
+    import pickle
+
+    grammar = Grammar.from_rules(
+        {
+            "start": alt(
+                seq(lit("("), Ref("start"), lit(")")),
+                seq(lit("["), Ref("start"), lit("]")),
+                lit("x"),
+            )
+        }
+    )
+    compiled = sg.compile(grammar, VOCAB, use_cache=False)
+    m = compiled.matcher()
+    assert m.consume_tokens(list(b"((")) == 2
+    m.next_token_bitmask_np()  # keys the chart sets
+    m2 = pickle.loads(pickle.dumps(m))
+    other = m2._compiled.matcher()
+    assert other.consume_tokens(list(b"[x")) == 2
+    other.next_token_bitmask_np()  # the new index interns its own configurations first
+    for matcher in (m2, other):
+        words = matcher.next_token_bitmask_np()
+        for cand in range(VOCAB.vocab_size):
+            assert mask_bit(words, cand) == matcher.copy().consume_token(cand), cand

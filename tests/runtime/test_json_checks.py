@@ -239,3 +239,20 @@ def test_check_needing_a_remote_ref_is_refused() -> None:
     schema = {"not": {"$ref": "other.json"}}  # the grammar never lowers it; the check would
     with pytest.raises(sg.UnsupportedFeature, match="points outside"):
         sg.Grammar.from_json_schema(schema)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # a property *named* like an annotation keyword still holds a schema
+        {"not": {"properties": {"title": {"$ref": "https://example.com/s.json"}}}},
+        # a pattern reached through a $ref inside the checked subschema
+        {
+            "properties": {"x": {"not": {"$ref": "#/$defs/a"}}},
+            "$defs": {"a": {"type": "string", "pattern": "\\p{L}+"}},
+        },
+    ],
+)
+def test_uncheckable_subschemas_are_found_through_refs_and_property_names(schema) -> None:
+    with pytest.raises(sg.UnsupportedFeature, match="cannot compile|outside this document"):
+        sg.Grammar.from_json_schema(schema, additional_properties="spec")
