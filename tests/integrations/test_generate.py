@@ -251,10 +251,10 @@ def test_cli_generate_and_check(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps(
-            {"type": "object", "properties": {"x": {"type": "string", "format": "hostnamez"}}}
+            {"type": "object", "properties": {"x": {"$ref": "https://example.com/x.json"}}}
         )
     )
-    assert main(["check", "--schema", str(bad)]) != 0  # a keyword it cannot enforce: refused
+    assert main(["check", "--schema", str(bad)]) != 0  # a remote $ref, nothing fetched: refused
     assert main(["generate", "--schema", str(tmp_path / "missing.json"), "--prompt", "x"]) == 2
     assert "error:" in capsys.readouterr().err
 
