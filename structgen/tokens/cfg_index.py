@@ -363,8 +363,10 @@ class CfgTokenIndex:
                 allowed[ex.tok_sorted[lft:rgt]] = True
         mask = pack_bool_mask(allowed)
         mask.setflags(write=False)
-        mid_nodes = np.concatenate(mids) if mids else np.zeros(0, dtype=np.int64)
-        sink_nodes = np.concatenate(sinks) if sinks else np.zeros(0, dtype=np.int64)
+        # unique and sorted: a root below another root reaches some nodes twice, and duplicate
+        # roots would compound walk after walk; sorted, they are also a canonical cache key
+        mid_nodes = np.unique(np.concatenate(mids)) if mids else np.zeros(0, dtype=np.int64)
+        sink_nodes = np.unique(np.concatenate(sinks)) if sinks else np.zeros(0, dtype=np.int64)
         return mask, mid_nodes, sink_nodes
 
 
