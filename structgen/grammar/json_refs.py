@@ -150,6 +150,20 @@ class DocumentRefs:
             self.registry.resolver(base_uri=self.base), self.spec, self.root, pointer
         )
 
+    def dynamic_anchors(self, name: str) -> int:
+        """How many objects in the document declare ``$dynamicAnchor: name`` (an upper bound on
+        the schemas that do: values that merely look like schemas count too)."""
+        count = 0
+        stack: list[Any] = [self.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Mapping):
+                count += node.get("$dynamicAnchor") == name
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return count
+
     def uncheckable(self, pointer: str) -> str | None:
         """Why ``jsonschema`` could not evaluate the subschema at ``pointer`` (None if it can):
         a ``$ref``/``$dynamicRef`` whose target is not in this document, or a ``pattern`` /

@@ -83,8 +83,8 @@ ANNOTATIONS = frozenset(
 
 SUPPORTED = frozenset(
     "type enum const properties required additionalProperties items prefixItems minItems "
-    "maxItems $ref anyOf minLength maxLength pattern format minimum maximum exclusiveMinimum "
-    "exclusiveMaximum".split()
+    "maxItems $ref $dynamicRef anyOf minLength maxLength pattern format minimum maximum "
+    "exclusiveMinimum exclusiveMaximum".split()
 )
 """Keywords this pass lowers (some only in part: the rest of their forms are refused)."""
 
@@ -92,7 +92,7 @@ UNSUPPORTED = frozenset(
     "allOf oneOf not if then else dependentSchemas dependentRequired dependencies "
     "patternProperties propertyNames minProperties maxProperties unevaluatedProperties "
     "unevaluatedItems contains minContains maxContains uniqueItems multipleOf additionalItems "
-    "$dynamicRef $recursiveRef $recursiveAnchor".split()
+    "$recursiveRef $recursiveAnchor".split()
 )
 """Assertion keywords of some draft that this pass does not enforce yet."""
 
@@ -271,7 +271,7 @@ class SchemaLowering(TypeLowering):
             )
         types = self._types(schema, ctx)
         active = self._classify(schema, ctx, types)
-        for combinator in ("$ref", "anyOf"):
+        for combinator in ("$ref", "$dynamicRef", "anyOf"):
             if combinator in active:
                 for other in active:
                     if other != combinator:
@@ -284,6 +284,8 @@ class SchemaLowering(TypeLowering):
                 self._mark(ctx, combinator, "grammar")
                 if combinator == "$ref":
                     return self._lower_ref(schema["$ref"], ctx)
+                if combinator == "$dynamicRef":
+                    return self._lower_dynamic_ref(schema["$dynamicRef"], ctx)
                 return self._lower_any_of(schema["anyOf"], ctx)
         if not active:
             return self._any_value()
@@ -377,22 +379,49 @@ class SchemaLowering(TypeLowering):
 
     # -- $ref, anyOf, enum/const -----------------------------------------------------------------
 
-    def _lower_ref(self, ref: Any, ctx: SchemaCtx) -> Expr | None:
-        where = ctx.at("$ref")
+    def _lower_dynamic_ref(self, ref: Any, ctx: SchemaCtx) -> Expr | None:
+        """``$dynamicRef``, where its target cannot depend on the dynamic scope: the fragment is
+        a JSON pointer, the static target declares no matching ``$dynamicAnchor``, or only one
+        schema in the document declares that anchor. Otherwise refused."""
         if not isinstance(ref, str):
-            self._invalid(where, "$ref", f"$ref must be a string, got {ref!r}")
+            self._invalid(ctx.at("$dynamicRef"), "$dynamicRef", f"must be a string, got {ref!r}")
+        name = ref.partition("#")[2]
+        if name and not name.startswith("/"):
+            try:
+                _, target = self.refs.target(ref, ctx.pointer)
+            except LookupError:
+                target = None  # reported by _lower_ref
+            declared = self.refs.dynamic_anchors(name)
+            if (
+                isinstance(target, Mapping)
+                and target.get("$dynamicAnchor") == name
+                and declared > 1
+            ):
+                self._refuse(
+                    ctx,
+                    "$dynamicRef",
+                    f"$dynamicRef {ref!r}: {declared} schemas declare $dynamicAnchor {name!r}, "
+                    "so the target depends on the dynamic scope, which is not supported yet",
+                )
+                return self._any_value()
+        return self._lower_ref(ref, ctx, keyword="$dynamicRef")
+
+    def _lower_ref(self, ref: Any, ctx: SchemaCtx, keyword: str = "$ref") -> Expr | None:
+        where = ctx.at(keyword)
+        if not isinstance(ref, str):
+            self._invalid(where, keyword, f"{keyword} must be a string, got {ref!r}")
         try:
             pointer, target = self.refs.target(ref, ctx.pointer)
         except RemoteRef as exc:
             self._refuse(
                 ctx,
-                "$ref",
-                f"$ref {ref!r} points outside this schema document ({exc}); nothing is "
+                keyword,
+                f"{keyword} {ref!r} points outside this schema document ({exc}); nothing is "
                 "fetched: pass registry={uri: schema} to provide it",
             )
             return self._any_value()
         except LookupError as exc:
-            self._invalid(where, "$ref", f"dangling $ref {ref!r}: {exc}")
+            self._invalid(where, keyword, f"dangling {keyword} {ref!r}: {exc}")
         name = self.rule_names.get(pointer)
         if name is None:
             name = self.rule_names[pointer] = self.new_rule("def", pointer)

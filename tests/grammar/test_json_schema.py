@@ -886,3 +886,45 @@ def test_report_and_notes() -> None:
 def test_bad_options_raise_configuration_error(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         json_schema_grammar({}, **options)
+
+
+DYNAMIC_TREE = {
+    "$id": "https://example.com/tree",
+    "$dynamicAnchor": "node",
+    "type": "object",
+    "properties": {
+        "data": {"type": "integer"},
+        "children": {"type": "array", "items": {"$dynamicRef": "#node"}},
+    },
+    "additionalProperties": False,
+}
+
+
+def test_dynamic_ref_with_one_anchor_is_a_ref() -> None:
+    validator = jsonschema.Draft202012Validator(DYNAMIC_TREE)
+    values = [
+        {},
+        {"data": 1},
+        {"children": [{"data": 2, "children": [{}]}]},
+        {"children": [{"data": "x"}]},
+        {"children": [1]},
+        {"other": 1},
+    ]
+    seen = set()
+    for value in values:
+        expected = validator.is_valid(value)
+        seen.add(expected)
+        assert _accepts(DYNAMIC_TREE, json.dumps(value), additional_properties="spec") == expected
+    assert seen == {True, False}
+
+
+def test_dynamic_ref_whose_target_depends_on_the_scope_is_refused() -> None:
+    schema = {
+        "$id": "https://example.com/strict",
+        "$dynamicAnchor": "node",
+        "$ref": "https://example.com/tree",
+        "$defs": {"tree": DYNAMIC_TREE},
+    }
+    with pytest.raises(UnsupportedFeature) as info:
+        json_schema_grammar(schema)
+    assert info.value.keyword == "$dynamicRef"

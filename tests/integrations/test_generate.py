@@ -250,9 +250,7 @@ def test_cli_generate_and_check(tmp_path, capsys) -> None:
     assert main(["check", "--schema", str(schema_file)]) == 0
     bad = tmp_path / "bad.json"
     bad.write_text(
-        json.dumps(
-            {"type": "object", "properties": {"x": {"$ref": "https://example.com/x.json"}}}
-        )
+        json.dumps({"type": "object", "properties": {"x": {"$ref": "https://example.com/x.json"}}})
     )
     assert main(["check", "--schema", str(bad)]) != 0  # a remote $ref, nothing fetched: refused
     assert main(["generate", "--schema", str(tmp_path / "missing.json"), "--prompt", "x"]) == 2
