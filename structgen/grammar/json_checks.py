@@ -24,21 +24,10 @@ import jsonschema
 from referencing.jsonschema import DRAFT202012, specification_with
 
 from structgen.errors import InternalError
-from structgen.grammar.json_refs import scoped_resolver
+from structgen.grammar.json_refs import resolve_pointer, scoped_resolver
 
 _VALIDATORS: dict[tuple[str, str, str], Any] = {}
 _LOCK = threading.Lock()
-
-
-def resolve_pointer(root: Any, pointer: str) -> Any:
-    """The subschema of ``root`` at JSON pointer ``pointer`` (``#/a/0/b~1c``)."""
-    node = root
-    if pointer in ("", "#"):
-        return node
-    for part in pointer.lstrip("#").lstrip("/").split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,14 @@ def _tokens(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in body.lstrip("/").split("/")]
 
 
+def resolve_pointer(root: Any, pointer: str) -> Any:
+    """The node of ``root`` at JSON pointer ``pointer`` (``#/a/0/b~1c``)."""
+    node = root
+    for token in _tokens(pointer):
+        node = node[int(token)] if isinstance(node, list) else node[token]
+    return node
+
+
 def dialect_spec(root: Any) -> Any:
     """The ``referencing`` specification of the document's ``$schema`` (2020-12 by default)."""
     dialect = root.get("$schema") if isinstance(root, Mapping) else None
@@ -169,9 +177,7 @@ class DocumentRefs:
         a ``$ref``/``$dynamicRef`` whose target is not in this document, or a ``pattern`` /
         ``patternProperties`` regex Python's ``re`` cannot compile, anywhere validation can
         reach (subschema keywords and ``$ref`` targets, not ``$defs`` or values)."""
-        node = self.root
-        for token in _tokens(pointer):
-            node = node[int(token)] if isinstance(node, list) else node[token]
+        node = resolve_pointer(self.root, pointer)
         seen = {pointer}
         stack: list[tuple[Any, str]] = [(node, pointer)]
         while stack:
@@ -235,4 +241,12 @@ class DocumentRefs:
         return found, contents
 
 
-__all__ = ["BUNDLED", "DocumentRefs", "bundle", "RemoteRef", "dialect_spec", "scoped_resolver"]
+__all__ = [
+    "BUNDLED",
+    "DocumentRefs",
+    "bundle",
+    "resolve_pointer",
+    "RemoteRef",
+    "dialect_spec",
+    "scoped_resolver",
+]

@@ -238,7 +238,7 @@ class SchemaLowering(TypeLowering):
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
             return expr
-        why = self._uncheckable(schema, ctx)
+        why = self.refs.uncheckable(ctx.pointer)
         if why is not None:
             message = f"a semantic check here ({', '.join(sorted(keywords))}) would need {why}"
             if not self.options.best_effort:
@@ -255,10 +255,6 @@ class SchemaLowering(TypeLowering):
             self.root_text, ctx.pointer, tuple(sorted(keywords)), draft=self.refs.draft
         )
         return Check(expr, predicate)
-
-    def _uncheckable(self, schema: Any, ctx: SchemaCtx) -> str | None:
-        """Why ``jsonschema`` could not evaluate a check on ``schema``, or None."""
-        return self.refs.uncheckable(ctx.pointer)
 
     def _lower_unchecked(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         if schema is True:

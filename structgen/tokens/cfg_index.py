@@ -199,7 +199,7 @@ class CfgTokenIndex:
         while stack:
             at = stack[-1]
             s = sets[at]
-            if s.key is not None and s.key[0] is owner:
+            if _keyed(s, owner):
                 stack.pop()
                 continue
             origins = {o for p, d, o in s.items if d and o != at}
