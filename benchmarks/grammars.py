@@ -46,7 +46,6 @@ grammars are read from the checkout's ``grammars/``, not through ``structgen.gra
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import random
 import signal
@@ -59,12 +58,11 @@ from benchmarks.harness import (
     RESULTS,
     TOKENIZERS,
     SoftTimeout,
-    WorkerPool,
     done_ids,
     error_record,
     judge,
     log_run,
-    save_engine_info,
+    start_pool,
 )
 from benchmarks.maskbench import DEFAULT_DATA
 
@@ -354,15 +352,10 @@ def run_engine(engine: str, tasks: list[dict[str, Any]], args: argparse.Namespac
     )
     if not todo:
         return
-    # a second module object whose functions pickle by name (works under python -m too)
-    task_fn = importlib.import_module("benchmarks.grammars").process_grammar
-    try:
-        pool = WorkerPool(engine, args.tokenizer, task_fn, args.timeout_s, args.mem_gb)
-        pool._start()
-    except RuntimeError as exc:
-        print(f"[grammars] {engine}: skipped: {exc}", file=sys.stderr)
+    worker_task = "benchmarks.grammars:process_grammar"
+    pool = start_pool("grammars", engine, args.tokenizer, worker_task, args.timeout_s, args.mem_gb)
+    if pool is None:
         return
-    save_engine_info(engine, args.tokenizer, pool.info)
     counts: dict[str, int] = {}
     with pool, out.open("a") as f:
         bar = tqdm(todo, desc=f"{engine}/{args.tokenizer}", unit="grammar", dynamic_ncols=True)

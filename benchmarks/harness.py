@@ -256,6 +256,26 @@ class WorkerPool:
         self.close()
 
 
+def start_pool(
+    kind: str, engine: str, tok_name: str, task: str, timeout_s: float, mem_gb: float
+) -> WorkerPool | None:
+    """A started worker for ``engine`` running ``task`` (``"module:function"``, imported by name
+    so it pickles under ``python -m`` too), its engine info saved; None (and a note on stderr)
+    if the engine is unavailable."""
+    import importlib
+
+    module, _, name = task.partition(":")
+    task_fn = getattr(importlib.import_module(module), name)
+    try:
+        pool = WorkerPool(engine, tok_name, task_fn, timeout_s, mem_gb)
+        pool._start()
+    except RuntimeError as exc:
+        print(f"[{kind}] {engine}: skipped: {exc}", file=sys.stderr)
+        return None
+    save_engine_info(engine, tok_name, pool.info)
+    return pool
+
+
 # ------------------------------------------------------------------------------ results files
 
 

@@ -15,7 +15,6 @@ suffix for that tokenizer), one line per file; files already there are skipped (
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import random
 import re
@@ -27,13 +26,12 @@ from typing import Any
 from benchmarks.harness import (
     RESULTS,
     TOKENIZERS,
-    WorkerPool,
     done_ids,
     error_record,
     instance_text,
     judge,
     log_run,
-    save_engine_info,
+    start_pool,
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "jsonschemabench" / "maskbench"
@@ -138,15 +136,10 @@ def run_engine(engine: str, files: list[Path], args: argparse.Namespace) -> None
           f"in {out})", file=sys.stderr)
     if not todo:
         return
-    # a second module object whose functions pickle by name (works under python -m too)
-    task_fn = importlib.import_module("benchmarks.maskbench").process_file
-    try:
-        pool = WorkerPool(engine, args.tokenizer, task_fn, args.timeout_s, args.mem_gb)
-        pool._start()
-    except RuntimeError as exc:
-        print(f"[maskbench] {engine}: skipped: {exc}", file=sys.stderr)
+    worker_task = "benchmarks.maskbench:process_file"
+    pool = start_pool("maskbench", engine, args.tokenizer, worker_task, args.timeout_s, args.mem_gb)
+    if pool is None:
         return
-    save_engine_info(engine, args.tokenizer, pool.info)
     counts: dict[str, int] = {}
     with pool, out.open("a") as f:
         bar = tqdm(todo, desc=engine, unit="file", dynamic_ncols=True)

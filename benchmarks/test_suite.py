@@ -15,7 +15,6 @@ Output: ``benchmarks/results/suite-<engine>.jsonl``, one line per test group (re
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -25,13 +24,12 @@ from typing import Any
 from benchmarks.harness import (
     RESULTS,
     TOKENIZERS,
-    WorkerPool,
     done_ids,
     error_record,
     instance_text,
     judge,
     log_run,
-    save_engine_info,
+    start_pool,
 )
 
 DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "json-schema-test-suite" / "tests"
@@ -160,14 +158,10 @@ def run_engine(engine: str, groups: list[dict[str, Any]], args: argparse.Namespa
     print(f"[suite] {engine}: {len(todo)} groups to run", file=sys.stderr)
     if not todo:
         return
-    task_fn = importlib.import_module("benchmarks.test_suite").process_group
-    try:
-        pool = WorkerPool(engine, args.tokenizer, task_fn, args.timeout_s, args.mem_gb)
-        pool._start()
-    except RuntimeError as exc:
-        print(f"[suite] {engine}: skipped: {exc}", file=sys.stderr)
+    worker_task = "benchmarks.test_suite:process_group"
+    pool = start_pool("suite", engine, args.tokenizer, worker_task, args.timeout_s, args.mem_gb)
+    if pool is None:
         return
-    save_engine_info(engine, args.tokenizer, pool.info)
     with pool, out.open("a") as f:
         for g in tqdm(todo, desc=engine, unit="group", dynamic_ncols=True):
             registry = args.registry if g["refs_other_documents"] else None
