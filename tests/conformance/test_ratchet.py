@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from typing import Any
 import pytest
 
 import structgen as sg
+from benchmarks.maskbench import split_of  # the runners' own definitions
+from benchmarks.test_suite import load_remotes
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SUITE = SHARED / "json-schema-test-suite" / "tests"
@@ -35,12 +36,6 @@ VOCAB = sg.Vocabulary.byte_level([])
 OPTIONS = {"additional_properties": "spec", "property_order": "any"}
 MASKBENCH_SAMPLE = 120
 DIALECTS = {"draft7": "http://json-schema.org/draft-07/schema#"}
-
-
-def split_of(name: str) -> str:
-    """The JSONSchemaBench split of a MaskBench file (``Github_easy---o1.json``, ``JME_3.json``)."""
-    stem = name.removesuffix(".json")
-    return stem.split("---", 1)[0] if "---" in stem else re.sub(r"_\d+$", "", stem)
 
 
 def _accepts(compiled: sg.CompiledGrammar, text: str) -> bool:
@@ -60,18 +55,9 @@ def _right_answers(
     return sum(_accepts(compiled, text) == valid for text, valid in cases)
 
 
-def _remotes() -> dict[str, Any]:
-    """The suite's remote documents under the URIs its tests use."""
-    folder = SUITE.parent / "remotes"
-    return {
-        f"http://localhost:1234/{path.relative_to(folder).as_posix()}": json.loads(path.read_text())
-        for path in sorted(folder.rglob("*.json"))
-    }
-
-
 def _suite_counts(draft: str) -> Counter[str]:
     counts: Counter[str] = Counter()
-    remotes = _remotes()
+    remotes = load_remotes(SUITE.parent / "remotes")
     for path in sorted((SUITE / draft).glob("*.json")):
         for group in json.loads(path.read_text()):
             cases = [(json.dumps(t["data"]), bool(t["valid"])) for t in group["tests"]]
