@@ -35,21 +35,20 @@ def greedy_loop(
 ) -> list[int]:
     """Unconstrained greedy decoding in a minimal KV-cached loop (the shape of
     ``structgen.generate``); ``on_token`` is called after each chosen token (EOS included)."""
-    import torch
+    from structgen.integrations.lm import CausalLM
 
+    lm = CausalLM(model)
+    cache = lm.new_cache()
     out_ids: list[int] = []
-    past, pending = None, ids
-    with torch.inference_mode():
-        while len(out_ids) < max_new:
-            out = model(input_ids=torch.tensor([pending]), past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            t = int(out.logits[0, -1].argmax())
-            if on_token is not None:
-                on_token()
-            if t in eos:
-                break
-            out_ids.append(t)
-            pending = [t]
+    pending = ids
+    while len(out_ids) < max_new:
+        t = int(lm.forward([pending], cache, last_only=True).logits[0, -1].argmax())
+        if on_token is not None:
+            on_token()
+        if t in eos:
+            break
+        out_ids.append(t)
+        pending = [t]
     return out_ids
 
 

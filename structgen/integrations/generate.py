@@ -19,6 +19,7 @@ import torch
 from structgen.compiler import CompiledGrammar, compile
 from structgen.errors import ConfigurationError
 from structgen.grammar.ir import Grammar
+from structgen.integrations.lm import CausalLM
 from structgen.sampling.awrs import AWRS
 from structgen.sampling.masked import Masked
 from structgen.sampling.warp import SamplingParams
@@ -73,6 +74,8 @@ class GenerationResult:
 def vocabulary_for(tokenizer: Any, model: Any = None) -> Vocabulary:
     """The Vocabulary of ``tokenizer`` sized to ``model``'s logits (cached per tokenizer)."""
     width = None
+    if isinstance(model, CausalLM):
+        model = model.model
     if model is not None:
         emb = model.get_output_embeddings()
         if emb is not None:
@@ -230,7 +233,8 @@ def generate(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     matcher = compiled.matcher()
     stats.prompt_tokens = len(ids)
-    device = next(model.parameters()).device
+    lm = model if isinstance(model, CausalLM) else CausalLM(model)
+    cache = lm.new_cache()
     tokens: list[int] = []
     reason = "max_new_tokens"
     base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
@@ -248,14 +252,9 @@ def generate(
     t_ff = time.perf_counter()
     pending = ids + forced()
     stats.constraint_s += time.perf_counter() - t_ff
-    past = None
     while len(tokens) < max_new_tokens:
         t1 = time.perf_counter()
-        out = model(
-            input_ids=torch.tensor([pending], device=device), past_key_values=past, use_cache=True
-        )
-        logits = out.logits[0, -1]
-        past = out.past_key_values
+        logits = lm.forward([pending], cache, last_only=True).logits[0, -1]
         t2 = time.perf_counter()
         token, _log_weight = chooser.sample(logits, matcher, generator)
         accepted = matcher.consume_token(token)
@@ -286,7 +285,9 @@ def generate(
     value = None
     if schema is not None and complete:
         value = json.loads(data)
-        problem = _jsonschema_problem(schema_to_dict(schema), value)
+        problem = _jsonschema_problem(
+            schema_to_dict(schema), value, registry=(schema_options or {}).get("registry")
+        )
         if problem is not None:  # would be a structgen bug: report it, never pass it off
             complete, value = False, None
             reason = f"internal error: the output fails jsonschema validation: {problem}"
@@ -304,13 +305,38 @@ def _prefixed(grammar: Grammar, prefix: bytes) -> Grammar:
     return Grammar(start=name, rules=rules, report=grammar.report, notes=grammar.notes)
 
 
-def _jsonschema_problem(schema: Any, value: Any) -> str | None:
+def _jsonschema_problem(schema: Any, value: Any, registry: Any = None) -> str | None:
+    """Why ``value`` fails ``schema`` (``None`` if it is valid): the final check of ``generate``.
+
+    It validates as the grammar was compiled: ``$ref``s to the documents of ``registry``
+    (``schema_options["registry"]``, URI -> schema) resolve, nothing is ever fetched (a
+    reference to anything else is reported as a problem), and every format any draft defines is
+    asserted (``jsonschema.FormatChecker()``), whatever the schema's draft.
+    """
     import jsonschema
+    import referencing
+    import referencing.exceptions
+
+    from structgen.grammar.json_refs import dialect_spec
 
     validator_cls = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft202012Validator
     )
-    error = jsonschema.exceptions.best_match(validator_cls(schema).iter_errors(value))
+    spec = dialect_spec(schema)
+    resources = [
+        (uri, referencing.Resource.from_contents(doc, default_specification=spec))
+        for uri, doc in (registry or {}).items()
+    ]
+    # an explicit Registry (even an empty one) replaces jsonschema's default, which fetches
+    # unknown URIs over the network
+    refs: referencing.Registry[Any] = referencing.Registry().with_resources(resources)
+    validator = validator_cls(
+        schema, registry=refs, format_checker=jsonschema.FormatChecker()
+    )
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except referencing.exceptions.Unresolvable as exc:
+        return f"cannot resolve {exc.ref!r} (nothing is fetched)"
     return None if error is None else error.message
 
 

@@ -1,0 +1,156 @@
+"""One adapter over a transformers causal LM: forward with a KV cache, crop, reorder, batch.
+
+Every decode loop in structgen (``generate``, grammar-aligned samplers, the speculative loop)
+talks to the model through ``CausalLM`` only, so transformers' API drift is handled in one place:
+
+- transformers >= 5.x names the cache argument and output field ``cache`` (``past_key_values``
+  is deprecated and warns); older releases (the pyproject allows >= 4.46) only know
+  ``past_key_values``. The argument name is read from ``model.forward``'s signature once.
+- The cache is always a ``DynamicCache`` that the adapter creates, never a legacy tuple, so
+  ``crop`` (speculative rejection) and ``reorder`` (SMC resampling) work on every version.
+
+The cache holds, for each row of the batch, the key/value states of every token fed so far;
+``cache_len`` is that length. Rows always have equal lengths (no padding): the speculative loop
+runs one row, particle samplers feed every particle one position per step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from structgen.errors import ConfigurationError
+
+__all__ = ["CausalLM", "Step"]
+
+
+@dataclass
+class Step:
+    """The result of one forward pass.
+
+    Attributes:
+        logits: float tensor ``[batch, positions, vocab]`` for the positions fed.
+        hidden: hidden states of the requested layer ``[batch, positions, d]``, or None.
+    """
+
+    logits: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+
+def _new_dynamic_cache(config: Any) -> Any:
+    from transformers import DynamicCache
+
+    params = inspect.signature(DynamicCache.__init__).parameters
+    if "config" in params:
+        return DynamicCache(config=config)
+    return DynamicCache()
+
+
+class CausalLM:
+    """A transformers causal LM with an explicit KV cache.
+
+    Args:
+        model: a transformers ``PreTrainedModel`` with a causal LM head.
+
+    Use ``new_cache()``, then ``forward(ids, cache)`` with the tokens not yet in the cache; the
+    cache is updated in place. ``crop(cache, n)`` keeps the first ``n`` positions,
+    ``reorder(cache, rows)`` selects (and duplicates) batch rows.
+    """
+
+    def __init__(self, model: Any) -> None:
+        if not callable(getattr(model, "forward", None)):
+            raise ConfigurationError(
+                f"Invalid model: expected a transformers causal LM, got {type(model).__name__}"
+            )
+        self.model = model
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._keep_arg = next(
+            (n for n in ("logits_to_keep", "num_logits_to_keep") if n in params), None
+        )
+        self.forward_passes = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def vocab_width(self) -> int:
+        """Number of logits per position (may exceed the tokenizer's vocabulary)."""
+        emb = self.model.get_output_embeddings()
+        return int(emb.weight.shape[0])
+
+    def new_cache(self) -> Any:
+        """An empty KV cache for this model."""
+        return _new_dynamic_cache(getattr(self.model, "config", None))
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        ids: Sequence[Sequence[int]] | torch.Tensor,
+        cache: Any,
+        *,
+        last_only: bool = False,
+    ) -> Step:
+        """Feed ``ids`` (``[batch, positions]``, all rows one length) after what ``cache`` holds.
+
+        Args:
+            ids: token ids to append, one list per row.
+            cache: a cache from ``new_cache`` (updated in place).
+            last_only: return logits of the last position only (``[batch, 1, vocab]``).
+        """
+        if not isinstance(ids, torch.Tensor):
+            ids = torch.tensor([list(map(int, row)) for row in ids], dtype=torch.long)
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise ConfigurationError(
+                f"Invalid ids: expected a non-empty [batch, positions] array, got {tuple(ids.shape)}"
+            )
+        kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
+        if last_only and self._keep_arg is not None:
+            kwargs[self._keep_arg] = 1
+        out = self.model(input_ids=ids.to(self.device), **kwargs)
+        self.forward_passes += 1
+        returned = getattr(out, "cache", None)
+        if returned is None:
+            returned = getattr(out, "past_key_values", None)
+        if returned is not None and returned is not cache:
+            raise ConfigurationError(
+                "Invalid model: it returned a new cache object instead of updating the one given; "
+                "structgen needs a transformers model that supports DynamicCache"
+            )
+        logits = out.logits[:, -1:] if last_only else out.logits
+        return Step(logits=logits.float())
+
+    @staticmethod
+    def cache_len(cache: Any) -> int:
+        """How many positions ``cache`` holds."""
+        return int(cache.get_seq_length())
+
+    @staticmethod
+    def crop(cache: Any, length: int) -> None:
+        """Keep the first ``length`` positions of ``cache`` (in place)."""
+        if length < 0:
+            raise ConfigurationError(f"Invalid crop length: expected >= 0, got {length}")
+        if length < CausalLM.cache_len(cache):
+            cache.crop(length)
+
+    @staticmethod
+    def reorder(cache: Any, rows: Sequence[int] | torch.Tensor) -> None:
+        """Make row ``i`` of ``cache`` a copy of its old row ``rows[i]`` (in place)."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        if hasattr(cache, "layers"):  # transformers >= 4.56: one object per layer
+            for layer in cache.layers:
+                keys = getattr(layer, "keys", None)
+                if keys is None or not isinstance(keys, torch.Tensor) or keys.numel() == 0:
+                    continue
+                layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))
+                layer.values = layer.values.index_select(0, index.to(layer.values.device))
+            return
+        for i in range(len(cache.key_cache)):  # older releases: parallel lists of tensors
+            if cache.key_cache[i].numel():
+                cache.key_cache[i] = cache.key_cache[i].index_select(0, index)
+                cache.value_cache[i] = cache.value_cache[i].index_select(0, index)
