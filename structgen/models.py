@@ -166,7 +166,10 @@ def gguf_cache_dir(
     gguf_path = Path(gguf_path)
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
     prefix = name or _default_prefix(gguf_path)
-    return root / f"{prefix}-{gguf_fingerprint(gguf_path)}"
+    # save_pretrained's files are read back by the same transformers major version only (5.x
+    # writes tokenizer classes 4.x does not know), so each major version has its own cache.
+    major = transformers.__version__.split(".")[0]
+    return root / f"{prefix}-{gguf_fingerprint(gguf_path)}-tf{major}"
 
 
 def _default_prefix(gguf_path: Path) -> str:
@@ -322,6 +325,13 @@ def _check_gguf_magic(gguf_path: Path) -> None:
         )
 
 
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained``'s dtype argument: ``dtype`` since transformers 4.56 (``torch_dtype``
+    is deprecated there), ``torch_dtype`` before (where ``dtype`` lands in the config)."""
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 def _convert_gguf(gguf_path: Path) -> ModelAndTokenizer:
     """Read a GGUF file into a plain float32 model (no quantizer attached) and its tokenizer."""
     from transformers import AutoModelForCausalLM
@@ -331,8 +341,8 @@ def _convert_gguf(gguf_path: Path) -> ModelAndTokenizer:
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent,
             gguf_file=gguf_path.name,
-            dtype=torch.float32,
             local_files_only=True,
+            **_dtype_kwarg(torch.float32),
         )
     _strip_gguf_quantizer(model, gguf_path)
     _finalize(model, tokenizer, source=str(gguf_path))
@@ -381,7 +391,9 @@ def _load_hf_dir(path: Path, *, dtype: torch.dtype) -> ModelAndTokenizer:
 
     try:
         with _quiet_progress():
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, **_dtype_kwarg(dtype)
+            )
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except OSError as error:  # missing weights or tokenizer files: no Hub fallback
         raise ConfigurationError(

@@ -260,7 +260,9 @@ def test_cache_root_follows_the_environment(
     gguf = models.default_gguf_path()
     target = models.gguf_cache_dir(gguf, cache_dir=tmp_path)
     assert target.parent == tmp_path
-    assert target.name == f"{models.DEFAULT_MODEL_NAME}-{models.gguf_fingerprint(gguf)}"
+    major = models.transformers.__version__.split(".")[0]
+    fingerprint = models.gguf_fingerprint(gguf)
+    assert target.name == f"{models.DEFAULT_MODEL_NAME}-{fingerprint}-tf{major}"
 
 
 def test_fingerprint_depends_on_content_not_on_mtime(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Every decode loop in structgen (``generate``, grammar-aligned samplers, the spec
 talks to the model through ``CausalLM`` only, so transformers' API drift is handled in one place:
 
 - transformers >= 5.x names the cache argument and output field ``cache`` (``past_key_values``
-  is deprecated and warns); older releases (the pyproject allows >= 4.46) only know
+  is deprecated and warns); older releases (the pyproject allows >= 4.57) only know
   ``past_key_values``. The argument name is read from ``model.forward``'s signature once.
 - The cache is always a ``DynamicCache`` that the adapter creates, never a legacy tuple, so
   ``crop`` (speculative rejection) and ``reorder`` (SMC resampling) work on every version.
@@ -135,8 +135,11 @@ class CausalLM:
         """Keep the first ``length`` positions of ``cache`` (in place)."""
         if length < 0:
             raise ConfigurationError(f"Invalid crop length: expected >= 0, got {length}")
-        if length < CausalLM.cache_len(cache):
-            cache.crop(length)
+        current = CausalLM.cache_len(cache)
+        if length < current:
+            # A negative count removes that many positions on every release (5.x accepts only
+            # negative counts; 4.x reads a positive value as the length to keep).
+            cache.crop(length - current)
 
     @staticmethod
     def reorder(cache: Any, rows: Sequence[int] | torch.Tensor) -> None:
