@@ -14,27 +14,52 @@ from typing import Any
 
 from structgen.errors import StructgenError
 
+STDIN = "-"
+"""The file name that stands for standard input (``--schema -``)."""
+
+
+def _read_text(path: str) -> str:
+    """The UTF-8 text of file ``path`` (standard input for ``-``)."""
+    name = "<stdin>" if path == STDIN else path
+    try:
+        data = sys.stdin.buffer.read() if path == STDIN else Path(path).read_bytes()
+    except OSError as exc:
+        raise StructgenError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StructgenError(f"{name} is not valid UTF-8: {exc}") from exc
+
 
 def _read_json(path: str) -> Any:
+    """The JSON value in file ``path`` (standard input for ``-``)."""
+    text = _read_text(path)
+    name = "<stdin>" if path == STDIN else path
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise StructgenError(f"cannot read {path}: {exc.strerror}") from exc
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StructgenError(f"{path} is not valid JSON: {exc}") from exc
+        raise StructgenError(f"{name} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise StructgenError(f"{name} is nested too deeply to read as JSON") from exc
+    except ValueError as exc:  # an integer past Python's int-string conversion limit
+        raise StructgenError(f"{name} cannot be read as JSON: {exc}") from exc
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from structgen.grammar.ir import Grammar
     from structgen.integrations.generate import generate
     from structgen.models import load_model
 
+    # read and lower the constraint first: a bad one is reported before the model loads (seconds)
     kwargs: dict[str, Any] = {}
-    if args.schema:
-        kwargs["schema"] = _read_json(args.schema)
-    elif args.grammar:
-        kwargs["grammar"] = Path(args.grammar).read_text(encoding="utf-8")
+    if args.schema is not None:
+        schema = _read_json(args.schema)
+        Grammar.from_json_schema(schema)  # errors only: generate() lowers it again, cheaply
+        kwargs["schema"] = schema  # so that generate() validates the output with jsonschema
+    elif args.grammar is not None:
+        kwargs["grammar"] = Grammar.from_lark(_read_text(args.grammar))
     else:
-        kwargs["regex"] = args.regex
+        kwargs["grammar"] = Grammar.from_regex(args.regex)
     model, tokenizer = load_model(args.model)
     prompt: Any = args.prompt
     if not args.raw_prompt and getattr(tokenizer, "chat_template", None):
@@ -79,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate text under a schema, grammar or regex")
     src = gen.add_mutually_exclusive_group(required=True)
-    src.add_argument("--schema", help="JSON schema file")
-    src.add_argument("--grammar", help="Lark grammar file")
+    src.add_argument("--schema", help="JSON schema file ('-': standard input)")
+    src.add_argument("--grammar", help="Lark grammar file ('-': standard input)")
     src.add_argument("--regex", help="regex the whole output must match")
     gen.add_argument("--prompt", required=True, help="the prompt (sent as a user chat message)")
     gen.add_argument("--raw-prompt", action="store_true", help="do not apply the chat template")
@@ -91,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=int, default=256)
     gen.set_defaults(func=_cmd_generate)
     chk = sub.add_parser("check", help="print how each keyword of a schema is enforced")
-    chk.add_argument("--schema", required=True, help="JSON schema file")
+    chk.add_argument("--schema", required=True, help="JSON schema file ('-': standard input)")
     chk.set_defaults(func=_cmd_check)
     return parser
 
@@ -101,12 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except StructgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ImportError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (StructgenError, ImportError, OSError) as exc:
+        _error(str(exc))
+    except RecursionError:
+        _error("the input is nested too deeply")
+    return 2
+
+
+def _error(message: str) -> None:
+    """Print ``error: message`` on one line of standard error."""
+    print("error: " + " ".join(message.splitlines()), file=sys.stderr)
 
 
 if __name__ == "__main__":

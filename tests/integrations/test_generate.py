@@ -274,3 +274,28 @@ def test_token_healing_recovers_the_prompt_boundary(smollm2) -> None:
     removed = vocab.token_bytes[last]
     assert vocab.decode(healed.tokens).startswith(removed)
     assert healed.stats.prompt_tokens == plain.stats.prompt_tokens - 1
+
+
+def test_schema_options_registry_reaches_the_final_validation(smollm2, monkeypatch) -> None:
+    """A ``$ref`` into ``schema_options["registry"]``: the output is validated against the same
+    documents (nothing fetched), not reported as an internal error or crashing."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    model, tokenizer = smollm2
+    uri = "https://example.com/city.json"
+    registry = {uri: SCHEMAS[0]}
+    schema = {"type": "object", "properties": {"city": {"$ref": uri}}, "required": ["city"]}
+    result = sg.generate(
+        model,
+        tokenizer,
+        _messages(schema),
+        schema=schema,
+        schema_options={"registry": registry},
+        max_new_tokens=80,
+    )
+    assert result.complete, (result.reason, result.text)
+    jsonschema.validate(result.value["city"], SCHEMAS[0])
