@@ -2,11 +2,11 @@
 
 ``JsonSchemaCheck(root, pointer)`` is a ``Check`` predicate: it parses the completed JSON value and
 validates it with ``jsonschema`` against the subschema at ``pointer`` (``$ref`` resolved against
-the root, formats asserted). It is exact by construction: the grammar over-approximates the
-value's language, and the check removes exactly the values the validator rejects. Used for
-``uniqueItems``, ``multipleOf`` on numbers, ``not``, ``if``/``then``/``else``,
-``dependentRequired``/``dependentSchemas``, ``oneOf`` exclusivity, ``contains`` counts,
-unanchored ``pattern`` and ``format`` validity.
+the root; formats asserted: every format any draft defines, whatever the document's draft). It is
+exact by construction: the grammar over-approximates the value's language, and the check removes
+exactly the values the validator rejects. Used for ``uniqueItems``, ``multipleOf`` on numbers,
+``not``, ``if``/``then``/``else``, ``dependentRequired``/``dependentSchemas``, ``oneOf``
+exclusivity, ``contains`` counts, unanchored ``pattern`` and ``format`` validity.
 
 Deliberate simplification: the whole subschema is re-validated at completion (not only the
 keywords the grammar missed); values are small, so this costs microseconds to a millisecond.
@@ -24,6 +24,7 @@ import jsonschema
 from referencing.jsonschema import DRAFT202012, specification_with
 
 from structgen.errors import InternalError
+from structgen.grammar.json_formats import format_checker
 from structgen.grammar.json_refs import resolve_pointer, scoped_resolver
 
 _VALIDATORS: dict[tuple[str, str, str], Any] = {}
@@ -55,7 +56,8 @@ class JsonSchemaCheck:
             if self.draft:
                 default = jsonschema.validators.validator_for({"$schema": self.draft}, default)
             cls = jsonschema.validators.validator_for(root, default=default)
-            base = cls(root, format_checker=cls.FORMAT_CHECKER)
+            # every format any draft defines is asserted (see json_formats.format_checker)
+            base = cls(root, format_checker=format_checker(cls))
             # the subschema validates in the base-URI scope of its place in the document (nested
             # $id), as jsonschema's own descent would give it
             # (jsonschema's descend passes ``_resolver`` the same way)

@@ -2,13 +2,24 @@
 
 One job: turn numeric schema keywords into exact regular expressions over the number's spelling.
 
+Every spelling accepted here is judged by its value under ``json.loads`` (the parser the semantic
+checks and ``result.value`` use): a spelling is accepted only if the value it parses to is one the
+schema allows. ``1.0`` parses to a float, so an integral spelling with a fraction is accepted only
+where the float holds the value exactly.
+
 Deliberate simplifications (documented choices, not approximations of the accepted *values*):
     * ``number`` is the RFC 8259 number grammar, exactly.
-    * ``integer`` accepts ``-?(0|[1-9][0-9]*)`` optionally followed by ``.0+`` (JSON Schema counts
-      ``1.0`` as an integer). Integral values spelled with an exponent (``1e2``, ``1.5e1``) are
-      rejected: "the value is integral" is not a regular property of exponent spellings.
-    * ``-0`` (and ``-0.0``) is accepted wherever ``0`` is in range.
-    * Bounds on ``number`` are not lowered here yet (the front end refuses them).
+    * ``integer`` accepts ``-?(0|[1-9][0-9]*)``; JSON Schema draft 6 and later count ``1.0`` as an
+      integer, so there it also accepts ``.0+`` after an integer of at most 15 digits (every such
+      integer is exact as a float; ``9007199254740993.0`` reads as ``...992``, and ``1`` followed
+      by 400 zeros and ``.0`` reads as ``inf``). Drafts 3 and 4 count only ``1`` as an integer:
+      no fraction at all (``fraction=False``). Integral values spelled with an exponent (``1e2``)
+      are rejected: "the value is integral" is not a regular property of exponent spellings.
+    * ``-0`` (and, with fractions, ``-0.0``) is accepted wherever ``0`` is in range.
+    * Integer ranges are unions of flat alternatives (a common prefix, one digit class, then any
+      digits), at most about two per digit of the bounds: no nested groups, so deep bounds such
+      as ``1e308`` need no recursion to parse or build. Bounds on ``number`` are not lowered here
+      (the front end checks them).
 """
 
 from __future__ import annotations
@@ -17,36 +28,70 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
+from structgen.grammar.ir import Expr, Regex, alt, lit, seq
+
 NUMBER_PATTERN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 """The RFC 8259 ``number`` production."""
 
-INTEGER_FRACTION = r"(?:\.0+)?"
-"""The optional all-zero fraction an integer may carry (``1.0`` is an integer)."""
+INTEGER_FRACTION = r"\.0+"
+"""The all-zero fraction an integer may carry in draft 6 and later (``1.0`` is an integer)."""
 
-INTEGER_PATTERN = r"-?(?:0|[1-9][0-9]*)" + INTEGER_FRACTION
-"""Any integer (no bounds)."""
+FRACTION_DIGITS = 15
+"""Integers of at most this many digits may carry ``INTEGER_FRACTION`` (all exact as floats)."""
+
+INTEGER_DIGITS_PATTERN = r"-?(?:0|[1-9][0-9]*)"
+"""Any integer, without a fraction."""
+
+INTEGER_PATTERN = (
+    f"(?:{INTEGER_DIGITS_PATTERN}"
+    + rf"|-?(?:0|[1-9][0-9]{{0,{FRACTION_DIGITS - 1}}}){INTEGER_FRACTION})"
+)
+"""Any integer, with a fraction where ``json.loads`` keeps the value (draft 6 and later)."""
+
+MAX_RANGE_DIGITS = 320
+"""Integer bounds with more digits than this are not lowered to a range (a float bound has at
+most 309): the front end checks them instead."""
 
 
-def literal_number_pattern(value: int | float) -> str:
-    """A regex for the plain decimal spellings of ``value``: ``2`` -> ``2(?:\\.0+)?``, ``-2.5`` ->
-    ``-2\\.50*``, ``0`` -> ``-?0(?:\\.0+)?`` (JSON Schema compares numbers by value, so ``1.0``
-    equals ``1``). A float is spelled from its shortest repr. Exponent spellings (``1e0``) are not
-    included."""
+def integer_pattern(fraction: bool) -> str:
+    """The regex of any integer: with ``.0+`` spellings (``fraction``, draft 6+) or without."""
+    return INTEGER_PATTERN if fraction else INTEGER_DIGITS_PATTERN
+
+
+def number_spellings(value: int | float, fraction: bool = True) -> list[tuple[str, str]]:
+    """The plain decimal spellings that ``json.loads`` reads as ``value``, as ``(text, suffix)``
+    pairs: a literal, then a regex of what may follow it (``""``: nothing).
+
+    ``2`` -> ``("2", "(?:\\.0+)?")``, ``-2.5`` -> ``("-2.5", "0*")``, ``0`` -> ``"0"`` and ``"-0"``
+    (JSON Schema compares numbers by value, so ``1.0`` equals ``1``). An integral value gets the
+    ``.0+`` spellings only with ``fraction`` and only where the float is exact
+    (``9007199254740993.0`` reads as ``9007199254740992.0``). A float is spelled from its
+    shortest repr. Exponent spellings (``1e0``) are not included.
+    """
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int):
-        sign = "-" if value < 0 else ("-?" if value == 0 else "")
-        return sign + str(abs(value)) + INTEGER_FRACTION
+        suffix = f"(?:{INTEGER_FRACTION})?" if fraction and _float_exact(value) else ""
+        texts = ["0", "-0"] if value == 0 else [str(value)]
+        return [(text, suffix) for text in texts]
     text = format(Decimal(repr(value)), "f")
-    sign = "-" if text.startswith("-") else ""
-    whole, _, frac = text.lstrip("-").partition(".")
-    return sign + whole + r"\." + frac.rstrip("0") + "0*"
+    return [(text.rstrip("0"), "0*")]
 
 
-def _group(alternatives: list[str]) -> str:
-    if len(alternatives) == 1:
-        return alternatives[0]
-    return "(?:" + "|".join(alternatives) + ")"
+def literal_number_pattern(value: int | float, fraction: bool = True) -> str:
+    """A regex for the spellings of ``number_spellings`` (``2`` -> ``2(?:\\.0+)?``)."""
+    texts = [
+        text.replace(".", "\\.") + suffix for text, suffix in number_spellings(value, fraction)
+    ]
+    return texts[0] if len(texts) == 1 else "(?:" + "|".join(texts) + ")"
+
+
+def _float_exact(value: int) -> bool:
+    """Whether ``json.loads`` of ``value`` spelled with ``.0`` gives back exactly ``value``."""
+    try:
+        return float(value) == value
+    except OverflowError:
+        return False
 
 
 def _digit_class(lo: int, hi: int) -> str:
@@ -65,14 +110,48 @@ def _any_digits(count: int) -> str:
     return f"[0-9]{{{count}}}"
 
 
-def _same_length_range(low: str, high: str) -> str:
-    """Regex for the digit strings ``s`` with ``len(s) == len(low)`` and ``low <= s <= high``.
+# An alternative is (prefix, rest): a literal digit prefix, then a small flat regex.
+_Alternative = tuple[str, str]
+
+
+def _at_least(digits: str) -> list[_Alternative]:
+    """Alternatives for the digit strings ``s`` with ``len(s) == len(digits)``, ``s >= digits``."""
+    out: list[_Alternative] = []
+    width = len(digits)
+    for j in range(width):
+        if digits[j:] == "0" * (width - j):
+            out.append((digits[:j], _any_digits(width - j)))
+            return out
+        d = int(digits[j])
+        if d < 9:
+            out.append((digits[:j], _digit_class(d + 1, 9) + _any_digits(width - j - 1)))
+    out.append((digits, ""))
+    return out
+
+
+def _at_most(digits: str) -> list[_Alternative]:
+    """Alternatives for the digit strings ``s`` with ``len(s) == len(digits)``, ``s <= digits``."""
+    out: list[_Alternative] = []
+    width = len(digits)
+    for j in range(width):
+        if digits[j:] == "9" * (width - j):
+            out.append((digits[:j], _any_digits(width - j)))
+            return out
+        d = int(digits[j])
+        if d > 0:
+            out.append((digits[:j], _digit_class(0, d - 1) + _any_digits(width - j - 1)))
+    out.append((digits, ""))
+    return out
+
+
+def _same_length_range(low: str, high: str) -> list[_Alternative]:
+    """Alternatives for the digit strings ``s`` with ``len(s) == len(low)``, ``low <= s <= high``.
 
     ``low`` and ``high`` are digit strings of equal length with ``low <= high``; leading zeros are
     treated as ordinary digits (the caller guarantees they only occur where intended).
     """
     if low == high:
-        return low
+        return [(low, "")]
     i = 0
     while low[i] == high[i]:
         i += 1
@@ -80,62 +159,92 @@ def _same_length_range(low: str, high: str) -> str:
     first, last = int(low[i]), int(high[i])
     low_rest, high_rest = low[i + 1 :], high[i + 1 :]
     width = len(low_rest)
-    alternatives: list[str] = []
+    out: list[_Alternative] = []
     if low_rest != "0" * width:
-        # ``first`` followed by anything from low_rest up to 99..9
-        alternatives.append(str(first) + _same_length_range(low_rest, "9" * width))
+        out += [(prefix + str(first) + p, r) for p, r in _at_least(low_rest)]
         first += 1
     if high_rest != "9" * width:
-        top = last - 1
-        tail = str(last) + _same_length_range("0" * width, high_rest)
-    else:
-        top = last
-        tail = ""
-    if first <= top:
-        alternatives.append(_digit_class(first, top) + _any_digits(width))
-    if tail:
-        alternatives.append(tail)
-    return prefix + _group(alternatives)
+        out += [(prefix + str(last) + p, r) for p, r in _at_most(high_rest)]
+        last -= 1
+    if first <= last:
+        out.append((prefix, _digit_class(first, last) + _any_digits(width)))
+    return out
 
 
-def _unsigned_range(low: int, high: int | None) -> list[str]:
-    """Alternatives matching canonical spellings (no leading zeros) of ``low <= n <= high``."""
-    alternatives: list[str] = []
+def _unsigned_range(low: int, high: int | None) -> list[_Alternative]:
+    """Alternatives for the canonical spellings (no leading zeros) of ``low <= n <= high``."""
+    out: list[_Alternative] = []
     low_len = len(str(low))
     high_len = low_len if high is None else len(str(high))
+    full: list[int] = []  # lengths whose every number is in range
     for length in range(low_len, high_len + 1):
         smallest = 0 if length == 1 else 10 ** (length - 1)
         largest = 10**length - 1
         a = max(low, smallest)
         b = largest if high is None or length < high_len else min(high, largest)
-        if a <= b:
-            alternatives.append(_same_length_range(str(a), str(b)))
+        if a == smallest and b == largest and length > 1:
+            full.append(length)
+        elif a <= b:
+            out += _same_length_range(str(a), str(b))
+    if full:  # consecutive lengths: one bounded repeat instead of one alternative per length
+        lo, hi = full[0] - 1, full[-1] - 1
+        out.append(("", "[1-9]" + (f"[0-9]{{{lo},{hi}}}" if lo != hi else _any_digits(lo))))
     if high is None:
         # every number with more digits than ``low`` is larger than it
-        alternatives.append(f"[1-9][0-9]{{{low_len},}}")
-    return alternatives
+        out.append(("", f"[1-9][0-9]{{{low_len},}}"))
+    return out
+
+
+def _range_alternatives(low: int | None, high: int | None) -> list[_Alternative] | None:
+    if low is not None and high is not None and low > high:
+        return None
+    out: list[_Alternative] = []
+    if low is None or low < 0:
+        # negative part: magnitudes from max(1, -high) up to -low
+        mag_low = 1 if high is None or high >= 0 else -high
+        mag_high = None if low is None else -low
+        out += [("-" + p, r) for p, r in _unsigned_range(mag_low, mag_high)]
+    if high is None or high >= 0:
+        out += _unsigned_range(0 if low is None else max(low, 0), high)
+    if (low is None or low <= 0) and (high is None or high >= 0):
+        out.append(("-0", ""))
+    return out
 
 
 def integer_range_pattern(low: int | None, high: int | None) -> str | None:
     """Regex for the integers ``n`` with ``low <= n <= high`` (``None``: unbounded on that side).
 
     Matches the canonical decimal spelling (no leading zeros, no ``+``) and also ``-0`` when 0 is in
-    range; no fraction part (append ``INTEGER_FRACTION`` for that). Returns ``None`` if the range
-    is empty.
+    range; no fraction part. One group of flat alternatives. Returns ``None`` if the range is
+    empty.
     """
-    if low is not None and high is not None and low > high:
+    alternatives = _range_alternatives(low, high)
+    if alternatives is None:
         return None
-    alternatives: list[str] = []
-    if low is None or low < 0:
-        # negative part: magnitudes from max(1, -high) up to -low
-        mag_low = 1 if high is None or high >= 0 else -high
-        mag_high = None if low is None else -low
-        alternatives.append("-" + _group(_unsigned_range(mag_low, mag_high)))
-    if high is None or high >= 0:
-        alternatives.extend(_unsigned_range(0 if low is None else max(low, 0), high))
-    if (low is None or low <= 0) and (high is None or high >= 0):
-        alternatives.append("-0")
-    return _group(alternatives)
+    texts = [p + r for p, r in alternatives]
+    return texts[0] if len(texts) == 1 else "(?:" + "|".join(texts) + ")"
+
+
+def integer_range_expr(low: int | None, high: int | None, fraction: bool) -> Expr | None:
+    """IR for the integers ``low <= n <= high`` (``None``: unbounded), ``None`` if there are none.
+
+    The alternatives of ``integer_range_pattern`` as IR (a literal prefix, then a small regex that
+    recurs across ranges), so no large regex has to be parsed. With ``fraction`` (draft 6+),
+    integers of at most ``FRACTION_DIGITS`` digits may also carry ``.0+``.
+    """
+    alternatives = _range_alternatives(low, high)
+    if alternatives is None:
+        return None
+    whole = alt(*(seq(lit(p), Regex(r)) if r else lit(p) for p, r in alternatives))
+    if not fraction:
+        return whole
+    cap = 10**FRACTION_DIGITS - 1
+    small_low = -cap if low is None else max(low, -cap)
+    small_high = cap if high is None else min(high, cap)
+    small = integer_range_pattern(small_low, small_high)
+    if small is None:
+        return whole
+    return alt(whole, Regex(small + INTEGER_FRACTION))
 
 
 def _exact(value: int | float) -> Fraction:
@@ -193,11 +302,17 @@ def numeric_interval_empty(
 
 
 __all__ = [
-    "literal_number_pattern",
+    "FRACTION_DIGITS",
+    "INTEGER_DIGITS_PATTERN",
     "INTEGER_FRACTION",
     "INTEGER_PATTERN",
+    "MAX_RANGE_DIGITS",
     "NUMBER_PATTERN",
     "integer_bounds",
+    "integer_pattern",
+    "integer_range_expr",
     "integer_range_pattern",
+    "literal_number_pattern",
+    "number_spellings",
     "numeric_interval_empty",
 ]

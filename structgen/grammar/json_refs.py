@@ -147,7 +147,12 @@ class DocumentRefs:
 
     def _crawl(self, crawl: bool = True) -> None:
         resource = self.spec.create_resource(self.root)
-        self.base = resource.id() or _DEFAULT_BASE
+        try:
+            self.base = resource.id() or _DEFAULT_BASE
+        except (AttributeError, TypeError):  # a malformed $id: the metaschema check says where
+            if crawl:
+                raise
+            self.base = _DEFAULT_BASE
         self.registry = referencing.Registry().with_resource(self.base, resource)
         if crawl:
             self.registry = self.registry.crawl()

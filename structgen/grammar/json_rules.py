@@ -8,113 +8,156 @@ cycles that consume no input (a validator would recurse forever on them).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from structgen.errors import InvalidSchema
-from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Lit, Ref, Regex, Repeat, Seq, alt, seq
+from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Lit, Ref, Regex, Repeat, Seq, seq
 
-# Expressions are DAGs (subtrees are shared), so every walk memoizes on node identity.
-
-
-def _productive(expr: Expr, known: set[str], memo: dict[int, bool]) -> bool:
-    result = memo.get(id(expr))
-    if result is None:
-        if isinstance(expr, (Lit, Regex)):
-            result = True
-        elif isinstance(expr, Ref):
-            result = expr.name in known
-        elif isinstance(expr, Seq):
-            result = all(_productive(item, known, memo) for item in expr.items)
-        elif isinstance(expr, Alt):
-            result = any(_productive(item, known, memo) for item in expr.items)
-        elif isinstance(expr, Check):  # checks only narrow: productive if the item is
-            result = _productive(expr.item, known, memo)
-        else:
-            assert isinstance(expr, Repeat)
-            result = expr.min == 0 or _productive(expr.item, known, memo)
-        memo[id(expr)] = result
-    return result
+# Expressions are DAGs (subtrees are shared), so every walk memoizes on node identity; and they
+# can be deep (nested schemas), so every walk is iterative.
 
 
-def _prune(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | None:
-    """``expr`` without its unproductive parts; ``None`` if nothing is left."""
-    if id(expr) not in memo:
-        memo[id(expr)] = _prune_node(expr, known, memo)
+def _children(expr: Expr) -> tuple[Expr, ...]:
+    if isinstance(expr, (Seq, Alt)):
+        return expr.items
+    if isinstance(expr, (Repeat, Check)):
+        return (expr.item,)
+    return ()
+
+
+def _bottom_up(expr: Expr, memo: dict[int, Any], combine: Callable[[Expr, list[Any]], Any]) -> Any:
+    """``combine(node, [results of its children])`` for every node under ``expr``, children
+    first, each node once (``memo`` by identity); returns the result for ``expr``."""
+    if id(expr) in memo:
+        return memo[id(expr)]
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in memo:
+            continue
+        kids = _children(node)
+        if kids and not ready:
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in kids if id(kid) not in memo)
+            continue
+        memo[id(node)] = combine(node, [memo[id(kid)] for kid in kids])
     return memo[id(expr)]
 
 
-def _prune_node(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | None:
-    if isinstance(expr, (Lit, Regex)):
-        return expr
-    if isinstance(expr, Ref):
-        return expr if expr.name in known else None
-    if isinstance(expr, Seq):
-        items = [_prune(item, known, memo) for item in expr.items]
-        return None if any(i is None for i in items) else seq(*items)  # type: ignore[arg-type]
-    if isinstance(expr, Alt):
-        items = [p for p in (_prune(item, known, memo) for item in expr.items) if p is not None]
-        return alt(*items) if items else None
-    if isinstance(expr, Check):
-        inner = _prune(expr.item, known, memo)
-        return None if inner is None else Check(inner, expr.predicate)
-    assert isinstance(expr, Repeat)
-    item = _prune(expr.item, known, memo)
-    if item is None:
-        return EMPTY if expr.min == 0 else None
-    return Repeat(item, expr.min, expr.max)
+def _productive(expr: Expr, known: set[str], memo: dict[int, bool]) -> bool:
+    def combine(node: Expr, kids: list[bool]) -> bool:
+        if isinstance(node, (Lit, Regex)):
+            return True
+        if isinstance(node, Ref):
+            return node.name in known
+        if isinstance(node, Seq):
+            return all(kids)
+        if isinstance(node, Alt):
+            return any(kids)
+        if isinstance(node, Check):  # checks only narrow: productive if the item is
+            return kids[0]
+        assert isinstance(node, Repeat)
+        return node.min == 0 or kids[0]
+
+    return bool(_bottom_up(expr, memo, combine))
+
+
+def _prune(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | None:
+    """``expr`` without its unproductive parts; ``None`` if nothing is left (unchanged nodes are
+    kept as they are, so sharing survives)."""
+
+    def combine(node: Expr, kids: list[Expr | None]) -> Expr | None:
+        if isinstance(node, (Lit, Regex)):
+            return node
+        if isinstance(node, Ref):
+            return node if node.name in known else None
+        same = all(new is old for new, old in zip(kids, _children(node), strict=True))
+        if isinstance(node, Seq):
+            if any(kid is None for kid in kids):
+                return None
+            return node if same else seq(*kids)  # type: ignore[arg-type]
+        if isinstance(node, Alt):
+            if same:
+                return node
+            flat: dict[int, Expr] = {}
+            for kid in kids:
+                if kid is not None:
+                    for sub in kid.items if isinstance(kid, Alt) else (kid,):
+                        flat.setdefault(id(sub), sub)
+            if not flat:
+                return None
+            return next(iter(flat.values())) if len(flat) == 1 else Alt(tuple(flat.values()))
+        if isinstance(node, Check):
+            if kids[0] is None:
+                return None
+            return node if same else Check(kids[0], node.predicate)
+        assert isinstance(node, Repeat)
+        if kids[0] is None:
+            return EMPTY if node.min == 0 else None
+        return node if same else Repeat(kids[0], node.min, node.max)
+
+    return _bottom_up(expr, memo, combine)  # type: ignore[no-any-return]
 
 
 def _refs(expr: Expr, into: set[str], seen: set[int]) -> set[str]:
-    if id(expr) in seen:
-        return into
-    seen.add(id(expr))
-    if isinstance(expr, Ref):
-        into.add(expr.name)
-    elif isinstance(expr, (Seq, Alt)):
-        for item in expr.items:
-            _refs(item, into, seen)
-    elif isinstance(expr, (Repeat, Check)):
-        _refs(expr.item, into, seen)
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, Ref):
+            into.add(node.name)
+        stack.extend(_children(node))
     return into
 
 
-def _nullable(expr: Expr) -> bool:
+def _nullable(expr: Expr, memo: dict[int, bool]) -> bool:
     """Whether ``expr`` may match the empty string (a ``Ref`` never does: rules are JSON values)."""
-    if isinstance(expr, Lit):
-        return not expr.value
-    if isinstance(expr, Regex):
-        try:
-            return re.fullmatch(expr.pattern, "") is not None
-        except re.error:
-            return True  # conservative: may only report a spurious cycle
-    if isinstance(expr, Seq):
-        return all(_nullable(item) for item in expr.items)
-    if isinstance(expr, Alt):
-        return any(_nullable(item) for item in expr.items)
-    if isinstance(expr, Repeat):
-        return expr.min == 0 or _nullable(expr.item)
-    if isinstance(expr, Check):
-        return _nullable(expr.item)
-    return False
+
+    def combine(node: Expr, kids: list[bool]) -> bool:
+        if isinstance(node, Lit):
+            return not node.value
+        if isinstance(node, Regex):
+            try:
+                return re.fullmatch(node.pattern, "") is not None
+            except (re.error, RecursionError, OverflowError):
+                return True  # conservative: may only report a spurious cycle
+        if isinstance(node, Seq):
+            return all(kids)
+        if isinstance(node, Alt):
+            return any(kids)
+        if isinstance(node, Repeat):
+            return node.min == 0 or kids[0]
+        if isinstance(node, Check):
+            return kids[0]
+        return False
+
+    return bool(_bottom_up(expr, memo, combine))
 
 
-def _leading_refs(expr: Expr, into: set[str], seen: set[int]) -> set[str]:
+def _leading_refs(
+    expr: Expr, into: set[str], seen: set[int], nullable: dict[int, bool]
+) -> set[str]:
     """Rules ``expr`` can enter before consuming any input."""
-    if id(expr) in seen:
-        return into
-    seen.add(id(expr))
-    if isinstance(expr, Ref):
-        into.add(expr.name)
-    elif isinstance(expr, Alt):
-        for item in expr.items:
-            _leading_refs(item, into, seen)
-    elif isinstance(expr, Seq):
-        for item in expr.items:
-            _leading_refs(item, into, seen)
-            if not _nullable(item):
-                break
-    elif isinstance(expr, (Repeat, Check)):
-        _leading_refs(expr.item, into, seen)
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, Ref):
+            into.add(node.name)
+        elif isinstance(node, Alt):
+            stack.extend(node.items)
+        elif isinstance(node, Seq):
+            for item in node.items:
+                stack.append(item)
+                if not _nullable(item, nullable):
+                    break
+        elif isinstance(node, (Repeat, Check)):
+            stack.append(node.item)
     return into
 
 
@@ -170,13 +213,22 @@ def _reachable(rules: Mapping[str, Expr], start: str) -> set[str]:
 def _check_progress(
     rules: Mapping[str, Expr], pointers: Mapping[str, str], names: set[str]
 ) -> None:
-    """Raise if a rule can reach itself without consuming input."""
-    leading = {name: _leading_refs(rules[name], set(), set()) for name in names}
+    """Raise if a rule can reach itself without consuming input (iterative depth-first search)."""
+    nullable: dict[int, bool] = {}
+    leading = {name: _leading_refs(rules[name], set(), set(), nullable) for name in names}
     state: dict[str, int] = {}
-
-    def visit(name: str) -> None:
-        state[name] = 1
-        for nxt in leading.get(name, ()):
+    for root in sorted(names):
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(sorted(leading.get(root, ()))))]
+        while stack:
+            name, todo = stack[-1]
+            nxt = next(todo, None)
+            if nxt is None:
+                state[name] = 2
+                stack.pop()
+                continue
             if state.get(nxt) == 1:
                 raise InvalidSchema(
                     "a $ref cycle consumes no input (a validator would recurse forever)",
@@ -184,12 +236,8 @@ def _check_progress(
                     keyword="$ref",
                 )
             if nxt not in state:
-                visit(nxt)
-        state[name] = 2
-
-    for name in sorted(names):
-        if name not in state:
-            visit(name)
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(leading.get(nxt, ())))))
 
 
 __all__ = ["finish_rules"]

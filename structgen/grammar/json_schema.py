@@ -34,19 +34,19 @@ invalid instance):
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
-from structgen.grammar.ir import Check, Expr, Grammar, Ref, Regex, alt, lit, seq
+from structgen.errors import ConfigurationError, InvalidSchema, LimitExceeded, UnsupportedFeature
+from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck
-from structgen.grammar.json_numbers import literal_number_pattern
-from structgen.grammar.json_refs import DocumentRefs, RemoteRef, bundle
+from structgen.grammar.json_numbers import number_spellings
+from structgen.grammar.json_refs import RemoteRef, bundle
 from structgen.grammar.json_rules import finish_rules
 from structgen.grammar.json_strings import BOUNDED_WHITESPACE, check_whitespace_pattern
 from structgen.grammar.json_types import (
@@ -55,6 +55,7 @@ from structgen.grammar.json_types import (
     SchemaCtx,
     TypeLowering,
     encodable,
+    escape_token,
     has_type,
     is_number,
     json_equal,
@@ -73,6 +74,26 @@ _COMPANION = {
 
 _MAX_PERMUTED_MEMBERS = 4
 """An enum/const object with up to this many members is accepted in any member order."""
+
+_MAX_PERMUTATIONS = 4096
+"""Across one enum, at most this many member orders are spelled out (objects beyond the budget
+are accepted in the value's own order only: a large object enum would otherwise multiply)."""
+
+_MAX_TRIE_DEPTH = 64
+"""Branch points of an enum's trie of spellings nested at most this deep (then listed flat)."""
+
+MAX_SCHEMA_DEPTH = 100
+"""The deepest nesting of objects and arrays a schema document may have. The lowering, the
+``jsonschema`` validators behind the checks (and its metaschema validation) and the automata
+recurse on the nesting; past this depth they would exhaust Python's recursion limit."""
+
+DEFAULT_MAX_SECONDS = 60.0
+"""The lowering's time bound without ``limits=`` (``CompileLimits().max_seconds``)."""
+
+_LEGACY_REF_DIALECTS = frozenset(
+    "Draft3Validator Draft4Validator Draft6Validator Draft7Validator".split()
+)
+"""Dialects in which ``$ref`` overrides its siblings (validators ignore them)."""
 
 ANNOTATIONS = frozenset(
     "title description default examples $schema $comment deprecated readOnly writeOnly $defs "
@@ -140,6 +161,9 @@ class JsonSchemaOptions:
         registry: other schema documents by URI (``{"https://example.com/a.json": {...}}``):
             ``$ref``s to them resolve (they are embedded in the document as resources, see
             ``json_refs.bundle``); nothing is ever fetched.
+        limits: a ``structgen.CompileLimits``: its ``max_seconds`` bounds the lowering too
+            (``LimitExceeded`` past it); without one, the lowering stops after
+            ``DEFAULT_MAX_SECONDS`` (``CompileLimits``' default).
     """
 
     additional_properties: str = "declared"
@@ -149,8 +173,31 @@ class JsonSchemaOptions:
     semantic_checks: bool = True
     property_order: str = "schema"
     registry: Mapping[str, Any] | None = None
+    limits: Any = None
 
     def __post_init__(self) -> None:
+        for name in ("semantic_checks", "best_effort"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigurationError(
+                    f"{name} must be True or False, got {value!r}", keyword=name
+                )
+        if self.registry is not None and not isinstance(self.registry, Mapping):
+            raise ConfigurationError(
+                f"registry must be a mapping of URIs to schemas (or None), got "
+                f"{type(self.registry).__name__}",
+                keyword="registry",
+            )
+        seconds = getattr(self.limits, "max_seconds", None)
+        if self.limits is not None and not (
+            hasattr(self.limits, "max_seconds")
+            and (seconds is None or (is_number(seconds) and seconds > 0))
+        ):
+            raise ConfigurationError(
+                f"limits must be a structgen.CompileLimits (max_seconds a positive number or "
+                f"None), got {self.limits!r}",
+                keyword="limits",
+            )
         if self.property_order not in ("schema", "any"):
             raise ConfigurationError(
                 f"property_order must be 'schema' or 'any', got {self.property_order!r}",
@@ -181,8 +228,13 @@ class JsonSchemaOptions:
                 check_whitespace_pattern(self.whitespace_pattern)
             except ValueError as exc:
                 raise ConfigurationError(str(exc), keyword="whitespace_pattern") from exc
-        if not isinstance(self.best_effort, bool):
-            raise ConfigurationError("best_effort must be a bool", keyword="best_effort")
+
+    @property
+    def max_seconds(self) -> float | None:
+        """The wall-clock bound on the lowering (``None``: unbounded)."""
+        if self.limits is None:
+            return DEFAULT_MAX_SECONDS
+        return self.limits.max_seconds  # type: ignore[no-any-return]
 
     @property
     def whitespace_regex(self) -> str | None:
@@ -197,29 +249,20 @@ class SchemaLowering(TypeLowering):
 
     # -- driver ---------------------------------------------------------------------------------
 
-    @functools.cached_property
-    def dialect(self) -> Any:
-        """The ``jsonschema`` validator class of the document (its ``$schema``, else 2020-12)."""
-        import jsonschema
-
-        default = jsonschema.Draft202012Validator
-        root = self.root if isinstance(self.root, Mapping) else {}
-        if "$schema" not in root and self.refs.draft:  # a draft-7-shaped document: see refs
-            root = {"$schema": self.refs.draft}
-        return jsonschema.validators.validator_for(root, default=default)
-
     def _in_dialect(self, keyword: str) -> bool:
         """Whether the document's dialect defines ``keyword`` (``then`` goes with ``if``...)."""
         known = self.dialect.VALIDATORS
         return keyword in known or _COMPANION.get(keyword) in known
 
-    @functools.cached_property
-    def refs(self) -> DocumentRefs:
-        """``$ref`` resolution in this document (built on the first ``$ref``)."""
-        return DocumentRefs(self.root)
+    def run(self, *, validate: bool = True) -> Grammar:
+        """Lower the document; return the grammar (start rule ``start``).
 
-    def run(self) -> Grammar:
-        """Lower the document; return the grammar (start rule ``start``)."""
+        Args:
+            validate: check the document against its metaschema first (``InvalidSchema``).
+        """
+        _check_depth(self.root)
+        if validate:
+            self.check_metaschema()
         expr = self.lower(self.root, SchemaCtx("#"))
         self.rules["start"] = NEVER if expr is None else expr
         if self.need_any:
@@ -228,12 +271,39 @@ class SchemaLowering(TypeLowering):
         rules = finish_rules(self.rules, self.rule_pointers, unsatisfiable=(where, why))
         return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=self._notes())
 
+    def check_metaschema(self) -> None:
+        """Raise ``InvalidSchema`` (with the pointer of the offending keyword) unless the
+        document is valid under its dialect's metaschema, as ``check_schema`` decides it; formats
+        in the metaschema (``regex``) are not asserted: the lowering judges patterns itself."""
+        import jsonschema
+
+        if isinstance(self.root, bool):
+            return
+        cls = self.dialect
+        meta = jsonschema.validators.validator_for(cls.META_SCHEMA, default=cls)
+        try:
+            error = jsonschema.exceptions.best_match(meta(cls.META_SCHEMA).iter_errors(self.root))
+        except RecursionError:  # pragma: no cover - _check_depth keeps the nesting smaller
+            raise LimitExceeded("the schema nests too deeply to validate", location="#") from None
+        if error is None:
+            return
+        path = list(error.absolute_path)
+        pointer = "#" + "".join("/" + escape_token(str(token)) for token in path)
+        keyword = next((str(t) for t in reversed(path) if isinstance(t, str)), None)
+        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+        raise InvalidSchema(
+            f"not a valid {cls.__name__.removesuffix('Validator')} schema: {message}",
+            location=pointer,
+            keyword=keyword,
+        )
+
     def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         """The IR for the JSON texts valid under ``schema``; ``None`` if there are none.
 
         Keywords the grammar skipped (see ``semantic_checks``) are enforced by wrapping the
         result in a check that validates the completed value against this subschema.
         """
+        self.tick()
         expr = self._lower_unchecked(schema, ctx)
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
@@ -265,6 +335,18 @@ class SchemaLowering(TypeLowering):
             self._invalid(
                 ctx.pointer, None, f"a schema must be an object or a bool, got {schema!r}"
             )
+        if "$ref" in schema and self.dialect.__name__ in _LEGACY_REF_DIALECTS:
+            for key in schema:
+                if key != "$ref":
+                    self._mark(
+                        ctx,
+                        key,
+                        "annotation",
+                        f"ignored next to $ref in {self.dialect.__name__}'s dialect",
+                        force=True,
+                    )
+            self._mark(ctx, "$ref", "grammar")
+            return self._lower_ref(schema["$ref"], ctx)
         types = self._types(schema, ctx)
         active = self._classify(schema, ctx, types)
         for combinator in ("$ref", "$dynamicRef", "anyOf"):
@@ -327,16 +409,28 @@ class SchemaLowering(TypeLowering):
             "decimal spellings of the same value (1 = 1.0 = 1.00), no exponent spellings; object "
             f"members in any order up to {_MAX_PERMUTED_MEMBERS} members, in the value's order "
             "beyond",
-            "integer: -?(0|[1-9][0-9]*) with optional .0+; no exponent spellings",
+            "integer: -?(0|[1-9][0-9]*), and with .0+ (1.0 is an integer in this draft) up to "
+            "15 digits, where json.loads keeps the value; no exponent spellings"
+            if self.integral_floats
+            else "integer: -?(0|[1-9][0-9]*); 1.0 is not an integer in this draft (3 or 4)",
+            "format: every format some JSON Schema draft defines is asserted (by jsonschema's "
+            "checkers, the document's draft's first), whatever draft the document declares",
         )
 
     # -- keyword classification ------------------------------------------------------------------
 
     def _types(self, schema: Mapping[str, Any], ctx: SchemaCtx) -> list[str]:
         declared = schema.get("type")
+        every = ["object", "array", "string", "number", "boolean", "null"]
         if declared is None:
-            return ["object", "array", "string", "number", "boolean", "null"]
+            return every
         names = [declared] if isinstance(declared, str) else declared
+        if self.dialect.__name__ == "Draft3Validator" and isinstance(names, list):
+            if "any" in names:
+                return every
+            if any(isinstance(n, Mapping) for n in names):  # draft 3: a schema as a type
+                self._refuse(ctx, "type", "a schema inside type (draft 3) is not supported yet")
+                return every
         if not isinstance(names, list) or not names or not all(n in TYPES for n in names):
             self._invalid(
                 ctx.at("type"),
@@ -369,6 +463,8 @@ class SchemaLowering(TypeLowering):
                     self._refuse(ctx, key, f"keyword {key!r} is not supported yet")
                 else:
                     active.append(key)
+            elif key in self.dialect.VALIDATORS:  # e.g. draft 3's extends, disallow, divisibleBy
+                self._refuse(ctx, key, f"keyword {key!r} of {self.dialect.__name__}'s dialect")
             else:
                 self._mark(ctx, key, "annotation", "unknown keyword: no effect on validity")
         return active
@@ -454,9 +550,17 @@ class SchemaLowering(TypeLowering):
         low = self._count(schema, ctx, "minLength", active) or 0
         high = self._count(schema, ctx, "maxLength", active)
         bounds = self._bounds(schema, ctx, active)
-        kept = []
-        for value in values:
-            if not any(has_type(value, t) for t in types):
+        floats = self.integral_floats
+        # a number needs an integer spelling only where the type admits integers, not numbers,
+        # and the dialect does not count 1.0 as an integer (drafts 3 and 4)
+        number_fraction = floats or "number" in types
+        scalars: list[tuple[str, Expr]] = []  # (literal text, suffix regex) for the trie
+        containers: list[Expr] = []
+        self._permutations = _MAX_PERMUTATIONS
+        for i, value in enumerate(values):
+            if not i & 1023:
+                self.tick()
+            if not any(has_type(value, t) for t in types):  # 1.0 admits the integer 1
                 continue
             if isinstance(value, str) and not (
                 low <= len(value) and (high is None or len(value) <= high)
@@ -464,36 +568,116 @@ class SchemaLowering(TypeLowering):
                 continue
             if is_number(value) and not within(value, bounds):
                 continue
-            kept.append(self._literal(value, ctx))
-        return alt(*kept) if kept else self._never(ctx, "no enum/const value is valid")
+            if isinstance(value, (list, Mapping)):
+                containers.append(self._literal(value, ctx))
+            else:
+                scalars.extend(self._scalar_spellings(value, ctx, number_fraction))
+        kept = ([_trie(scalars)] if scalars else []) + containers
+        if not kept:
+            return self._never(ctx, "no enum/const value is valid")
+        return _union(kept)
 
-    def _literal(self, value: Any, ctx: SchemaCtx) -> Expr:
-        """The IR for one JSON value, spelled as json.dumps writes it (whitespace per policy)."""
+    def _scalar_spellings(
+        self, value: Any, ctx: SchemaCtx, fraction: bool = True
+    ) -> list[tuple[str, Expr]]:
+        """The spellings of a scalar as ``(text, suffix)``: a literal, then a regex (or EMPTY)."""
         if isinstance(value, float) and not math.isfinite(value):
             self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
         if isinstance(value, str):
-            spellings = [json.dumps(value), json.dumps(value, ensure_ascii=False)]
-            return alt(*(lit(s) for s in spellings if encodable(s)))
+            spellings = dict.fromkeys([json.dumps(value), json.dumps(value, ensure_ascii=False)])
+            return [(s, EMPTY) for s in spellings if encodable(s)]
         if value is None or isinstance(value, bool):
-            return lit(json.dumps(value))
-        if isinstance(value, (int, float)):
-            return Regex(literal_number_pattern(value))
+            return [(json.dumps(value), EMPTY)]
+        if not isinstance(value, (int, float)):
+            self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
+        return [
+            (text, Regex(suffix) if suffix else EMPTY)
+            for text, suffix in number_spellings(value, fraction)
+        ]
+
+    def _literal(self, value: Any, ctx: SchemaCtx) -> Expr:
+        """The IR for one JSON value, spelled as json.dumps writes it (whitespace per policy)."""
         if isinstance(value, list):
             return self._bracketed("[", [self._literal(v, ctx) for v in value], "]")
-        if not (isinstance(value, Mapping) and all(isinstance(k, str) for k in value)):
-            self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
-        members = [
-            seq(self._literal(k, ctx), self.colon, self._literal(v, ctx)) for k, v in value.items()
-        ]
-        if len(members) > _MAX_PERMUTED_MEMBERS:  # key order as written (see the notes)
-            return self._bracketed("{", members, "}")
-        return alt(
-            *(self._bracketed("{", list(order), "}") for order in itertools.permutations(members))
-        )
+        if isinstance(value, Mapping):
+            if not all(isinstance(k, str) for k in value):
+                self._invalid(ctx.pointer, None, f"{value!r} is not a JSON value")
+            members = [
+                seq(self._literal(k, ctx), self.colon, self._literal(v, ctx))
+                for k, v in value.items()
+            ]
+            orders = math.factorial(len(members))
+            if len(members) > _MAX_PERMUTED_MEMBERS or orders > self._permutations:
+                return self._bracketed("{", members, "}")  # key order as written (see notes)
+            self._permutations -= orders
+            return _union(
+                [
+                    self._bracketed("{", list(order), "}")
+                    for order in itertools.permutations(members)
+                ]
+            )
+        return _trie(self._scalar_spellings(value, ctx))
 
     def _bracketed(self, open_: str, items: list[Expr], close: str) -> Expr:
         inner = [items[0]] + [seq(self.sep, item) for item in items[1:]] if items else []
         return seq(lit(open_), self.ws, *inner, *([self.ws] if inner else []), lit(close))
+
+
+def _union(items: list[Expr]) -> Expr:
+    """``alt(*items)`` in linear time (``alt`` compares each item with every earlier one)."""
+    flat: dict[Expr, None] = {}
+    for item in items:
+        for sub in item.items if isinstance(item, Alt) else (item,):
+            flat.setdefault(sub, None)
+    return next(iter(flat)) if len(flat) == 1 else Alt(tuple(flat))
+
+
+def _trie(entries: list[tuple[str, Expr]], depth: int = 0) -> Expr:
+    """The union of ``lit(text) suffix`` over ``entries``, as a trie on the text: shared
+    prefixes are spelled once, so an enum of 100,000 strings stays linear in its characters and
+    its automaton branches one character at a time. Single-child chains are merged into one
+    literal; below ``_MAX_TRIE_DEPTH`` branch points the rest is listed flat."""
+    if depth == 0:
+        entries = list(dict.fromkeys(entries))
+    if depth >= _MAX_TRIE_DEPTH or len(entries) == 1:
+        return _union([seq(lit(text), suffix) for text, suffix in entries])
+    ends = [suffix for text, suffix in entries if not text]
+    groups: dict[str, list[tuple[str, Expr]]] = {}
+    for text, suffix in entries:
+        if text:
+            groups.setdefault(text[0], []).append((text, suffix))
+    branches: list[Expr] = list(ends)
+    for group in groups.values():
+        if len(group) == 1:
+            branches.append(seq(lit(group[0][0]), group[0][1]))
+            continue
+        shared = os.path.commonprefix([text for text, _ in group])  # the group's longest
+        rest = [(text[len(shared) :], suffix) for text, suffix in group]
+        branches.append(seq(lit(shared), _trie(rest, depth + 1)))
+    return _union(branches)
+
+
+def _check_depth(root: Any) -> None:
+    """Raise ``LimitExceeded`` if ``root`` nests objects and arrays deeper than
+    ``MAX_SCHEMA_DEPTH`` (iteratively: any depth is measured without recursion)."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(root, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            shown = "".join("/" + escape_token(t) for t in path[:8])
+            raise LimitExceeded(
+                f"the schema nests objects and arrays {MAX_SCHEMA_DEPTH + 1} or more levels "
+                f"deep (under #{shown}/...); at most {MAX_SCHEMA_DEPTH} are supported",
+                location="#" + shown,
+                hint="flatten the schema with $defs and $ref (recursion through $ref is fine)",
+            )
+        if isinstance(node, Mapping):
+            items: Any = ((str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            items = ((str(i), v) for i, v in enumerate(node))
+        else:
+            continue
+        stack.extend((v, depth + 1, (*path, k)) for k, v in items if isinstance(v, (Mapping, list)))
 
 
 def json_schema_grammar(schema: Mapping[str, Any] | bool | str, **options: Any) -> Grammar:
@@ -520,14 +704,25 @@ def json_schema_grammar(schema: Mapping[str, Any] | bool | str, **options: Any) 
             schema = json.loads(schema)
         except ValueError as exc:
             raise InvalidSchema(f"schema is not valid JSON: {exc}", location="#") from exc
+        except RecursionError:
+            raise LimitExceeded(
+                f"the schema text nests deeper than json.loads can read (more than "
+                f"{MAX_SCHEMA_DEPTH} levels are not supported)",
+                location="#",
+            ) from None
     if not isinstance(schema, (Mapping, bool)):
         raise InvalidSchema(f"a schema must be an object or a bool, got {schema!r}", location="#")
-    if opts.registry is not None:
-        try:
-            schema = bundle(schema, opts.registry)
-        except TypeError as exc:
-            raise ConfigurationError(str(exc), keyword="registry") from exc
-    return SchemaLowering(schema, opts).run()
+    if opts.registry is None:
+        return SchemaLowering(schema, opts).run()
+    # the user's document is validated as written (its registry documents may be of other
+    # drafts: the bundle is not one dialect's document)
+    _check_depth(schema)
+    SchemaLowering(schema, opts).check_metaschema()
+    try:
+        schema = bundle(schema, opts.registry)
+    except TypeError as exc:
+        raise ConfigurationError(str(exc), keyword="registry") from exc
+    return SchemaLowering(schema, opts).run(validate=False)
 
 
 __all__ = ["JsonSchemaOptions", "SchemaLowering", "json_schema_grammar"]

@@ -191,19 +191,20 @@ measured with SmolLM2, a looser bound (a line break plus up to 40 spaces or tabs
 pad every line with tabs until it ran out of tokens."""
 
 
-def _fsm_subset(pattern: str, allowed: str) -> bool:
-    sub = interegular.parse_pattern(pattern).to_fsm()
-    sup = interegular.parse_pattern(allowed).to_fsm()
-    return sub.difference(sup).empty()
-
-
 def check_whitespace_pattern(pattern: str) -> None:
-    """Raise ValueError unless ``pattern`` parses and matches only strings of JSON whitespace."""
+    """Raise ValueError unless ``pattern`` parses and matches only strings of JSON whitespace.
+
+    Decided on the parse tree (every character class within space, tab, CR and LF), in time
+    linear in the pattern: no automaton is built, so ``[ ]{0,1000000}`` costs nothing here.
+    """
     try:
-        subset = _fsm_subset(pattern, "[ \\t\\n\\r]*")
+        tree = interegular.parse_pattern(pattern)
+        plain = _walk_pattern(tree, frozenset(" \t\n\r")).plain
+    except (RecursionError, _TooDeep):
+        raise ValueError(f"whitespace pattern {pattern!r} nests groups too deeply") from None
     except Exception as exc:  # interegular raises several exception types
         raise ValueError(f"cannot parse whitespace pattern {pattern!r}: {exc}") from exc
-    if not subset:
+    if not plain:
         raise ValueError(f"whitespace pattern {pattern!r} matches non-whitespace characters")
 
 
@@ -290,57 +291,73 @@ def _scan_pattern(pattern: str) -> tuple[bool, bool, bool]:
     return pattern.startswith("^"), end_anchor, bar
 
 
-def _length_range(fsm: interegular.FSM) -> tuple[int, int | None]:
-    """Shortest and longest accepted word of ``fsm`` (``None``: unbounded)."""
-    forward: dict[object, set[object]] = {}
-    for state, row in fsm.map.items():
-        forward[state] = set(row.values())
-    backward: dict[object, set[object]] = {}
-    for state, targets in forward.items():
-        for target in targets:
-            backward.setdefault(target, set()).add(state)
-    live, todo = set(fsm.finals), list(fsm.finals)
-    while todo:
-        for prev in backward.get(todo.pop(), ()):
-            if prev not in live:
-                live.add(prev)
-                todo.append(prev)
-    if fsm.initial not in live:
-        raise PatternError("pattern matches nothing", unsupported=False)
-    shortest: dict[object, int] = {fsm.initial: 0}
-    frontier = [fsm.initial]
-    while frontier:
-        nxt = []
-        for state in frontier:
-            for target in forward.get(state, ()):
-                if target in live and target not in shortest:
-                    shortest[target] = shortest[state] + 1
-                    nxt.append(target)
-        frontier = nxt
-    min_length = min(shortest[s] for s in fsm.finals if s in shortest)
-    longest: dict[object, int | None] = {}
-    on_path: set[object] = set()
+_PLAIN_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"\\')
+_MAX_PATTERN_NESTING = 200
 
-    def visit(state: object) -> int | None:  # longest path from state to a final; None: cycle
-        if state in on_path:
-            return None
-        if state in longest:
-            return longest[state]
-        on_path.add(state)
-        best: int | None = 0 if state in fsm.finals else -1
-        for target in forward.get(state, ()):
-            if target not in live:
+
+class _TooDeep(Exception):
+    """The regex nests groups deeper than ``_MAX_PATTERN_NESTING``."""
+
+
+@dataclass(frozen=True)
+class _PatternInfo:
+    """What the lowering needs to know about a parsed regex."""
+
+    min_length: int | None  # None: the language is empty
+    max_length: int | None  # None: unbounded (or empty)
+    plain: bool  # every character it can match is in the allowed set
+
+
+def _walk_pattern(node: object, allowed: frozenset[str], depth: int = 0) -> _PatternInfo:
+    """Lengths and alphabet of an interegular parse tree, computed on the tree (linear in its
+    size: counted repeats are multiplied, not expanded)."""
+    pats = interegular.patterns
+    if depth > _MAX_PATTERN_NESTING:
+        raise _TooDeep
+    if isinstance(node, pats._CharGroup):
+        plain = not node.negated and node.chars <= allowed
+        empty = not node.negated and not node.chars
+        return _PatternInfo(None if empty else 1, None if empty else 1, plain)
+    if isinstance(node, pats.Pattern):
+        if node.added_flags or node.removed_flags:
+            return _PatternInfo(0, None, False)
+        infos = [_walk_pattern(o, allowed, depth + 1) for o in node.options]
+        live = [i for i in infos if i.min_length is not None]
+        if not live:
+            return _PatternInfo(None, None, all(i.plain for i in infos))
+        high = [i.max_length for i in live]
+        return _PatternInfo(
+            min(i.min_length for i in live),  # type: ignore[type-var]
+            None if None in high else max(high),  # type: ignore[type-var]
+            all(i.plain for i in infos),
+        )
+    if isinstance(node, pats._Concatenation):
+        low: int | None = 0
+        top: int | None = 0
+        plain = True
+        for part in node.parts:
+            info = _walk_pattern(part, allowed, depth + 1)
+            plain = plain and info.plain
+            if info.min_length is None or low is None:
+                low = None
                 continue
-            sub = visit(target)
-            if sub is None:
-                best = None
-                break
-            best = max(best, sub + 1)  # type: ignore[type-var]
-        on_path.discard(state)
-        longest[state] = best
-        return best
-
-    return min_length, visit(fsm.initial)
+            low += info.min_length
+            top = None if top is None or info.max_length is None else top + info.max_length
+        return _PatternInfo(low, None if low is None else top, plain)
+    if isinstance(node, pats._Repeated):
+        info = _walk_pattern(node.base, allowed, depth + 1)
+        if info.min_length is None:  # only the empty repetition is left
+            return _PatternInfo(
+                0 if node.min == 0 else None, 0 if node.min == 0 else None, info.plain
+            )
+        top = None
+        if node.max is not None and info.max_length is not None:
+            top = node.max * info.max_length
+        return _PatternInfo(node.min * info.min_length, top, info.plain)
+    if node is pats._EMPTY:
+        return _PatternInfo(0, 0, True)
+    # the dot, look-arounds and anything else: treat as outside the supported subset
+    return _PatternInfo(1, None, False)
 
 
 def pattern_string_body(pattern: str) -> PatternBody:
@@ -358,23 +375,28 @@ def pattern_string_body(pattern: str) -> PatternBody:
         )
     core = pattern[1 if starts else 0 : len(pattern) - 1 if ends else len(pattern)]
     try:
-        fsm = interegular.parse_pattern(core).to_fsm()
+        tree = interegular.parse_pattern(core)
+        info = _walk_pattern(tree, _PLAIN_CHARS)
+    except (RecursionError, _TooDeep):
+        raise PatternError(
+            f"pattern {pattern[:60]!r}... nests groups too deeply", unsupported=True
+        ) from None
     except interegular.patterns.Unsupported as exc:
         raise PatternError(f"pattern {pattern!r}: {exc}", unsupported=True) from exc
     except Exception as exc:  # interegular raises several exception types on bad syntax
         raise PatternError(f"invalid pattern {pattern!r}: {exc}", unsupported=False) from exc
-    plain = interegular.parse_pattern(PLAIN_ASCII_CHAR + "*").to_fsm()
-    if not fsm.difference(plain).empty():
+    if not info.plain:
         raise PatternError(
             f"pattern {pattern!r} can match characters that are non-ASCII, control characters, "
             "'\"' or '\\' (their JSON spelling differs from the character)",
             unsupported=True,
         )
-    min_length, max_length = _length_range(fsm)
+    if info.min_length is None:
+        raise PatternError(f"pattern {pattern!r} matches nothing", unsupported=False)
     regex = ("" if starts else STRING_BODY) + f"(?:{core})" + ("" if ends else STRING_BODY)
     anchored = starts and ends
     return PatternBody(
-        regex, min_length if anchored else 0, max_length if anchored else None, anchored
+        regex, info.min_length if anchored else 0, info.max_length if anchored else None, anchored
     )
 
 

@@ -10,15 +10,17 @@ See ``json_schema`` for the documented simplifications (property order, spelling
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from structgen.errors import InvalidSchema, UnsupportedFeature
+from structgen.errors import InvalidSchema, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import (
     EMPTY,
     Alt,
@@ -35,15 +37,21 @@ from structgen.grammar.ir import (
     seq,
 )
 from structgen.grammar.json_checks import DistinctKeys, canonical
-from structgen.grammar.json_formats import FORMATS
+from structgen.grammar.json_formats import (
+    ANY_DRAFT_FORMATS,
+    FORMATS,
+    dialect_formats,
+    format_checker,
+)
 from structgen.grammar.json_numbers import (
-    INTEGER_FRACTION,
-    INTEGER_PATTERN,
+    MAX_RANGE_DIGITS,
     NUMBER_PATTERN,
     integer_bounds,
-    integer_range_pattern,
+    integer_pattern,
+    integer_range_expr,
     numeric_interval_empty,
 )
+from structgen.grammar.json_refs import DocumentRefs
 from structgen.grammar.json_strings import (
     COUNTED_CHAR,
     STRING_PATTERN,
@@ -62,12 +70,6 @@ RULE_CHAIN_ABOVE = 8
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 # references stay refused even with checks: a remote one cannot be resolved by the check either
 _REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id"})
-SPEC_FORMATS = frozenset(
-    "date-time date time duration email idn-email hostname idn-hostname ipv4 ipv6 uri "
-    "uri-reference iri iri-reference uuid uri-template json-pointer relative-json-pointer "
-    "regex".split()
-)
-"""The formats JSON Schema 2020-12 defines; any other name is an annotation (spec 7.2.3)."""
 
 MAX_UNROLLED_COUNT = 256
 """Larger minLength/maxLength/minItems/maxItems bounds are enforced by a check, not unrolled."""
@@ -99,10 +101,17 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def has_type(value: Any, name: str) -> bool:
-    """Whether the JSON value ``value`` is of JSON Schema type ``name``."""
+def has_type(value: Any, name: str, *, integral_floats: bool = True) -> bool:
+    """Whether the JSON value ``value`` is of JSON Schema type ``name``.
+
+    ``integral_floats``: whether ``1.0`` is an integer (draft 6 and later; not in drafts 3/4).
+    """
     if name == "integer":
-        return is_number(value) and math.isfinite(value) and float(value).is_integer()
+        if isinstance(value, float) and not integral_floats:
+            return False
+        if isinstance(value, int):
+            return not isinstance(value, bool)
+        return isinstance(value, float) and value.is_integer()
     checks = {"object": Mapping, "array": list, "string": str, "boolean": bool, "null": type(None)}
     if name == "number":
         return is_number(value)
@@ -152,11 +161,46 @@ class LoweringBase:
         self.never_reason: tuple[str, str] | None = None
         self.need_any = False
         self.checked_keywords: dict[str, set[str]] = {}  # pointer -> keywords left to a check
+        seconds = options.max_seconds
+        self._limit = (time.monotonic() + seconds, seconds) if seconds is not None else None
         self.root_text = canonical(root)
 
     def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
         raise NotImplementedError
+
+    def tick(self) -> None:
+        """Raise ``LimitExceeded`` once the lowering has run past ``limits.max_seconds``."""
+        if self._limit is not None and time.monotonic() > self._limit[0]:
+            raise LimitExceeded(
+                f"lowering the schema took longer than its limit of {self._limit[1]:g} s",
+                hint="simplify the schema, or raise CompileLimits.max_seconds (limits=)",
+            )
+
+    @functools.cached_property
+    def refs(self) -> DocumentRefs:
+        """``$ref`` resolution in this document."""
+        return DocumentRefs(self.root)
+
+    @functools.cached_property
+    def dialect(self) -> Any:
+        """The ``jsonschema`` validator class of the document (its ``$schema``, else 2020-12)."""
+        import jsonschema
+
+        default = jsonschema.Draft202012Validator
+        root = self.root if isinstance(self.root, Mapping) else {}
+        if not isinstance(root.get("$schema", ""), str):
+            self._invalid(
+                "#/$schema", "$schema", f"$schema must be a URI string, got {root['$schema']!r}"
+            )
+        if "$schema" not in root and self.refs.draft:  # a draft-7-shaped document: see refs
+            root = {"$schema": self.refs.draft}
+        return jsonschema.validators.validator_for(root, default=default)
+
+    @functools.cached_property
+    def integral_floats(self) -> bool:
+        """Whether the dialect counts ``1.0`` as an integer (draft 6 and later; not 3 and 4)."""
+        return bool(self.dialect.TYPE_CHECKER.is_type(1.0, "integer"))
 
     def _mark(
         self, ctx: SchemaCtx, keyword: str, status: str, note: str = "", force: bool = False
@@ -187,14 +231,13 @@ class LoweringBase:
         self._mark(ctx, keyword, "refused", message)
 
     def _format_checkable(self, ctx: SchemaCtx) -> bool:
-        """Whether jsonschema can assert this ``format`` (otherwise it would pass silently)."""
-        import jsonschema
-
-        from structgen.grammar.json_checks import resolve_pointer
+        """Whether the checks can assert this ``format`` (otherwise it would pass silently):
+        the checker they use (``json_formats.format_checker``) has it."""
+        from structgen.grammar.json_refs import resolve_pointer
 
         schema = resolve_pointer(self.root, ctx.pointer)
         name = schema.get("format") if isinstance(schema, Mapping) else None
-        return name in jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers
+        return name in format_checker(self.dialect).checkers
 
     def _invalid(self, pointer: str, keyword: str | None, message: str) -> NoReturn:
         raise InvalidSchema(message, location=pointer, keyword=keyword)
@@ -300,7 +343,7 @@ class TypeLowering(LoweringBase):
                 if isinstance(value, bool) and key.startswith("exclusive"):
                     self._refuse(ctx, key, f"boolean {key} (draft 4) is not supported")
                     continue
-                if not is_number(value) or not math.isfinite(value):
+                if not is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
                     self._invalid(ctx.at(key), key, f"{key} must be a number, got {value!r}")
                 found[key] = value
         if numeric_interval_empty(*(found.get(k) for k in BOUNDS)):
@@ -327,17 +370,28 @@ class TypeLowering(LoweringBase):
             if name in FORMATS:
                 fmt = FORMATS[name]
                 body = (fmt.regex, fmt.min_length, fmt.max_length, True)
-            elif name not in SPEC_FORMATS:
+            elif name in format_checker(self.dialect).checkers:
+                # asserted whatever the declared draft (json_formats): e.g. date in draft 4
+                self._refuse(
+                    ctx,
+                    "format",
+                    f"format {name!r} is asserted by jsonschema's checker (every format some "
+                    "draft defines is asserted, whatever the document's draft)",
+                )
+            elif name in dialect_formats(self.dialect):
+                self._refuse(
+                    ctx, "format", f"format {name!r} cannot be asserted (no checker for it)"
+                )
+            else:
+                where = "by JSON Schema" if name not in ANY_DRAFT_FORMATS else "by this draft"
                 self._mark(
                     ctx,
                     "format",
                     "annotation",
-                    f"format {name!r} is not defined by JSON Schema: validators ignore it, so "
-                    "it has no effect here either",
+                    f"format {name!r} is not defined {where} and no checker asserts it: "
+                    "validators ignore it, so it has no effect here either",
                     force=True,
                 )
-            else:
-                self._refuse(ctx, "format", f"format {name!r} is not supported yet")
         if "pattern" in active:
             if body is not None:
                 self._refuse(ctx, "pattern", "pattern together with format is not supported yet")
@@ -380,12 +434,20 @@ class TypeLowering(LoweringBase):
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
     ) -> Expr | None:
         bounds = self._bounds(schema, ctx, active)
+        fraction = self.integral_floats
         if not bounds:
-            return Regex(INTEGER_PATTERN)
-        pattern = integer_range_pattern(*integer_bounds(*(bounds.get(k) for k in BOUNDS)))
-        if pattern is None:
+            return Regex(integer_pattern(fraction))
+        low, high = integer_bounds(*(bounds.get(k) for k in BOUNDS))
+        if any(b is not None and len(str(abs(b))) > MAX_RANGE_DIGITS for b in (low, high)):
+            for key in bounds:
+                self._refuse(
+                    ctx, key, f"{key} has more than {MAX_RANGE_DIGITS} digits (no range regex)"
+                )
+            return Regex(integer_pattern(fraction))
+        expr = integer_range_expr(low, high, fraction)
+        if expr is None:
             return self._never(ctx, f"no integer satisfies {bounds}")
-        return Regex(pattern + INTEGER_FRACTION)
+        return self._share(expr, ctx, "int")
 
     def _lower_number(
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
@@ -411,6 +473,12 @@ class TypeLowering(LoweringBase):
         required = schema.get("required", []) if "required" in active else []
         if not isinstance(required, list) or not all(isinstance(k, str) for k in required):
             self._invalid(ctx.at("required"), "required", "required must be a list of strings")
+        if self.dialect.__name__ == "Draft3Validator":  # draft 3: required is per property
+            required = [
+                k
+                for k, sub in props.items()
+                if isinstance(sub, Mapping) and sub.get("required") is True
+            ]
         required = list(dict.fromkeys(required))
         explicit = "additionalProperties" in active
         if explicit:
@@ -521,7 +589,7 @@ class TypeLowering(LoweringBase):
                 prefix.append(expr)
         item: Expr | None
         if "items" not in active:
-            if not prefix and not low and high is None:
+            if not prefix and not low and high is None and cap is None:
                 return self._any_array()
             item = self._any_value()
         elif isinstance(schema["items"], list):
@@ -564,7 +632,7 @@ class TypeLowering(LoweringBase):
 
 def within(value: int | float, bounds: dict[str, Any]) -> bool:
     """Whether the number ``value`` satisfies ``bounds`` (keyword -> bound), exactly."""
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return False
     v = Fraction(value)
     checks = {
