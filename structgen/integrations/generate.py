@@ -42,6 +42,10 @@ class GenerationStats:
     compile_s: float = 0.0
     model_s: float = 0.0
     constraint_s: float = 0.0
+    forward_passes: int = 0  # target-model forward passes
+    proposed_tokens: int = 0  # speculative: drafted tokens the model verified
+    accepted_tokens: int = 0  # speculative: drafted tokens that stood
+    speculative: Any = None  # speculative: the loop's SpeculativeStats
 
     @property
     def ms_per_token(self) -> float:
@@ -185,6 +189,7 @@ def generate(
     schema_options: dict[str, Any] | None = None,
     fast_forward: bool = True,
     token_healing: bool = False,
+    speculative: Any = None,
 ) -> GenerationResult:
     """Generate text that conforms to a schema, grammar or regex.
 
@@ -209,12 +214,27 @@ def generate(
             output to start with its bytes, so the model may pick a token that crosses the prompt
             boundary (e.g. ``' "'`` after a prompt ending in a space). The healed bytes are not
             part of ``.text``.
+        speculative: ``None`` (one forward pass per token), ``"auto"`` (grammar-forced text and
+            prompt look-up drafts), a ``structgen.speculative`` Drafter, or a draft model with
+            the same tokenizer. Greedy output is the same token for token; sampled output has
+            the same distribution (``sampler="awrs"``: Gumbel-coupled verification,
+            ``"masked"``: the ``min(1, p/q)`` rule on full masks). See structgen.speculative.
 
     Returns:
         A ``GenerationResult``; ``.value`` holds the parsed JSON for schemas.
     """
     if max_new_tokens < 1:
         raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
+    if speculative is not None:
+        from structgen.speculative.api import generate_speculative
+
+        return generate_speculative(  # type: ignore[no-any-return]
+            model, tokenizer, prompt, speculative=speculative, schema=schema, grammar=grammar,
+            regex=regex, sampler=sampler, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+            schema_options=schema_options, fast_forward=fast_forward,
+            token_healing=token_healing,
+        )
     stats = GenerationStats()
     t0 = time.perf_counter()
     vocab = vocabulary_for(tokenizer, model)
@@ -234,6 +254,7 @@ def generate(
     matcher = compiled.matcher()
     stats.prompt_tokens = len(ids)
     lm = model if isinstance(model, CausalLM) else CausalLM(model)
+    base_passes = lm.forward_passes
     cache = lm.new_cache()
     tokens: list[int] = []
     reason = "max_new_tokens"
@@ -276,6 +297,7 @@ def generate(
             reason = "grammar_complete"
             break
     stats.new_tokens = len(tokens)
+    stats.forward_passes = lm.forward_passes - base_passes
     if hasattr(chooser, "stats"):
         stats.constraint_checks = chooser.stats.checks - base_checks
         stats.full_masks = chooser.stats.full_masks - base_masks

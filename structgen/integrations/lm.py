@@ -16,6 +16,7 @@ runs one row, particle samplers feed every particle one position per step.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,58 @@ class CausalLM:
             )
         logits = out.logits[:, -1:] if last_only else out.logits
         return Step(logits=logits.float())
+
+    def early_exit(self, num_layers: int) -> CausalLM:
+        """An adapter over this model cut after its first ``num_layers`` decoder layers.
+
+        The final norm and the LM head stay, every weight is shared (nothing is copied), and the
+        new adapter has its own caches (of ``num_layers`` layers) and pass counter. This is the
+        drafter of layer-skip self-speculation: the target's own early layers.
+
+        Args:
+            num_layers: how many decoder layers to keep (1 to the model's layer count).
+
+        Raises:
+            ConfigurationError: the model's decoder layers cannot be found, or ``num_layers`` is
+                out of range.
+        """
+        model = self.model
+        config = getattr(model, "config", None)
+        total = getattr(config, "num_hidden_layers", None)
+        inner_name = getattr(model, "base_model_prefix", "")
+        inner = getattr(model, inner_name, None) if inner_name else None
+        layers_name = next(
+            (
+                n
+                for n in ("layers", "h", "blocks")
+                if isinstance(getattr(inner, n, None), torch.nn.ModuleList)
+            ),
+            None,
+        )
+        if total is None or inner is None or layers_name is None:
+            raise ConfigurationError(
+                f"Invalid model for early exit: cannot find the decoder layers of "
+                f"{type(model).__name__}",
+                hint="use a draft model instead",
+            )
+        if not 1 <= num_layers <= total:
+            raise ConfigurationError(
+                f"Invalid num_layers: expected 1 <= num_layers <= {total}, got {num_layers}"
+            )
+        cfg = copy.deepcopy(config)
+        cfg.num_hidden_layers = num_layers
+        if isinstance(getattr(cfg, "layer_types", None), list):
+            cfg.layer_types = cfg.layer_types[:num_layers]
+        top = copy.copy(model)
+        top._modules = type(model._modules)(model._modules)  # own module table, shared modules
+        short = copy.copy(inner)
+        short._modules = type(inner._modules)(inner._modules)
+        kept = torch.nn.ModuleList(list(getattr(inner, layers_name))[:num_layers])
+        setattr(short, layers_name, kept)
+        short.config = cfg
+        top.config = cfg
+        setattr(top, inner_name, short)
+        return CausalLM(top)
 
     @staticmethod
     def cache_len(cache: Any) -> int:

@@ -1,0 +1,218 @@
+"""Draft length: a fixed count, or adaptive (SpecDec++-style stopping).
+
+Adaptive rule. Each proposed token ``i`` of a draft has a predicted acceptance ``p_i``: the
+drafter's confidence when it gives one (a draft model's probability of its token), otherwise the
+running acceptance rate of its source (per token, given the tokens before it in the same proposal
+were accepted). The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
+which is also the expected gain, in tokens, of drafting token ``i``. Its cost is one more
+position in the verification pass. With a pass costing ``a + b * n`` seconds for ``n``
+positions (fitted online from the loop's own timings), token ``i`` is worth drafting while
+
+    s_i / b  >=  (1 + s_1 + ... + s_{i-1}) / (a + b * n)
+
+i.e. while it raises the expected tokens per second of the step. Tokens the grammar forces are
+certain: they are counted apart (they add to ``n`` but are never a reason to stop), and a
+drafter whose source is the grammar itself (``forced``) keeps its own acceptance rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from structgen.errors import ConfigurationError
+
+__all__ = ["AdaptiveDraftLength", "DraftLength", "FixedDraftLength"]
+
+
+class DraftLength:
+    """The draft-length policy interface used by the speculative loop.
+
+    Per draft: ``begin(positions)`` (the positions the pass feeds anyway), then ``admit`` for
+    each proposed token (False: stop drafting here) and ``add_forced`` for each forced one.
+    After the pass: ``record_pass`` with its size and duration and ``update`` per source.
+    """
+
+    max_tokens: int = 16
+
+    def begin(self, positions: int) -> None:
+        """A new draft starts; the pass already feeds ``positions`` tokens."""
+
+    def admit(self, source: str, confidence: float | None) -> bool:
+        """May one more proposed token from ``source`` join the draft?"""
+        raise NotImplementedError
+
+    def add_forced(self, count: int = 1) -> None:
+        """``count`` forced tokens joined the draft."""
+
+    def remaining(self) -> int:
+        """How many more proposed tokens the draft may take at most."""
+        raise NotImplementedError
+
+    def joint_floor(self) -> float:
+        """Drafters with confidences may stop once their joint confidence is below this."""
+        return 0.0
+
+    def update(self, source: str, proposed: int, accepted: int) -> None:
+        """``accepted`` of ``proposed`` tokens from ``source`` stood."""
+
+    def record_pass(self, positions: int, seconds: float) -> None:
+        """A verification pass over ``positions`` positions took ``seconds``."""
+
+
+class FixedDraftLength(DraftLength):
+    """Always draft up to ``max_tokens`` proposed tokens.
+
+    Parameters
+    ----------
+    max_tokens : int
+        Proposed tokens per draft (forced tokens not counted).
+    """
+
+    def __init__(self, max_tokens: int = 8) -> None:
+        if max_tokens < 1:
+            raise ConfigurationError(f"Invalid max_tokens: expected >= 1, got {max_tokens}")
+        self.max_tokens = max_tokens
+        self._count = 0
+
+    def begin(self, positions: int) -> None:
+        self._count = 0
+
+    def admit(self, source: str, confidence: float | None) -> bool:
+        if self._count >= self.max_tokens:
+            return False
+        self._count += 1
+        return True
+
+    def remaining(self) -> int:
+        return self.max_tokens - self._count
+
+
+@dataclass
+class _Rate:
+    """Exponentially decayed counts of accepted and refused tokens."""
+
+    accepted: float = 0.0
+    refused: float = 0.0
+
+    def add(self, accepted: int, refused: int, decay: float) -> None:
+        self.accepted = decay * self.accepted + accepted
+        self.refused = decay * self.refused + refused
+
+    def estimate(self, prior: float, weight: float = 2.0) -> float:
+        return (self.accepted + prior * weight) / (self.accepted + self.refused + weight)
+
+
+@dataclass
+class AdaptiveDraftLength(DraftLength):
+    """Draft while the next token is predicted to pay for its place in the verification pass.
+
+    Parameters
+    ----------
+    max_tokens : int
+        Hard cap on proposed tokens per draft.
+    prior : float
+        Acceptance rate assumed for a source before it has been observed.
+    cost_ratio : float or None
+        ``b / a`` of the pass-cost model ``a + b * n``; None fits it from ``record_pass``
+        timings (prior 0.05 until a few passes of different sizes were seen).
+    decay : float
+        Weight of the past in the acceptance rates and the cost fit, per observation.
+    """
+
+    max_tokens: int = 32
+    prior: float = 0.6
+    cost_ratio: float | None = None
+    decay: float = 0.97
+    _rates: dict[str, _Rate] = field(default_factory=dict, repr=False)
+    _fit: list[float] = field(default_factory=lambda: [0.0] * 5, repr=False)
+    _count: int = field(default=0, repr=False)
+    _positions: int = field(default=0, repr=False)
+    _joint: float = field(default=1.0, repr=False)
+    _gain: float = field(default=1.0, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ConfigurationError(f"Invalid max_tokens: expected >= 1, got {self.max_tokens}")
+        if not 0.0 < self.prior <= 1.0:
+            raise ConfigurationError(f"Invalid prior: expected 0 < prior <= 1, got {self.prior}")
+        if self.cost_ratio is not None and not self.cost_ratio > 0:
+            raise ConfigurationError(
+                f"Invalid cost_ratio: expected None or > 0, got {self.cost_ratio}"
+            )
+        if not 0.0 < self.decay <= 1.0:
+            raise ConfigurationError(f"Invalid decay: expected 0 < decay <= 1, got {self.decay}")
+
+    # ------------------------------------------------------------------ cost model
+
+    def pass_cost_ratio(self) -> float:
+        """``b / a``: the cost of one more position relative to a pass's fixed cost."""
+        if self.cost_ratio is not None:
+            return self.cost_ratio
+        w, sx, sy, sxx, sxy = self._fit
+        var = w * sxx - sx * sx
+        if w < 4 or var <= 1e-9 * max(w * sxx, 1.0):
+            return 0.05
+        b = (w * sxy - sx * sy) / var
+        a = (sy - b * sx) / w
+        if a <= 0:
+            return 1.0
+        return min(max(b / a, 0.005), 1.0)
+
+    def record_pass(self, positions: int, seconds: float) -> None:
+        if positions <= 0 or not math.isfinite(seconds) or seconds <= 0:
+            return
+        d = self.decay
+        w, sx, sy, sxx, sxy = self._fit
+        x = float(positions)
+        self._fit = [
+            d * w + 1,
+            d * sx + x,
+            d * sy + seconds,
+            d * sxx + x * x,
+            d * sxy + x * seconds,
+        ]
+
+    # ------------------------------------------------------------------ per draft
+
+    def rate(self, source: str) -> float:
+        """Predicted acceptance of one more token from ``source``."""
+        r = self._rates.get(source)
+        return self.prior if r is None else r.estimate(self.prior)
+
+    def begin(self, positions: int) -> None:
+        self._count = 0
+        self._positions = max(positions, 1)
+        self._joint = 1.0
+        self._gain = 1.0  # the token the pass always yields (correction or bonus)
+
+    def add_forced(self, count: int = 1) -> None:
+        self._positions += count
+
+    def admit(self, source: str, confidence: float | None) -> bool:
+        if self._count >= self.max_tokens:
+            return False
+        p = self.rate(source) if confidence is None else min(max(confidence, 0.0), 1.0)
+        joint = self._joint * p
+        ratio = self.pass_cost_ratio()
+        # s_i / b >= E / (a + b n)  <=>  s_i * (1 + ratio * n) >= ratio * E   (a = 1)
+        if self._count > 0 and joint * (1.0 + ratio * self._positions) < ratio * self._gain:
+            return False
+        self._count += 1
+        self._positions += 1
+        self._joint = joint
+        self._gain += joint
+        return True
+
+    def remaining(self) -> int:
+        return self.max_tokens - self._count
+
+    def joint_floor(self) -> float:
+        ratio = self.pass_cost_ratio()
+        return ratio * self._gain / (1.0 + ratio * self._positions)
+
+    def update(self, source: str, proposed: int, accepted: int) -> None:
+        if proposed <= 0:
+            return
+        rate = self._rates.setdefault(source, _Rate())
+        rate.add(accepted, 1 if accepted < proposed else 0, self.decay)
