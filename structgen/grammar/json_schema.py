@@ -1,8 +1,16 @@
 """JSON Schema front end: lower a JSON Schema (a dict, a bool or JSON text) to the grammar IR.
 
 One job: walk the schema, one method per keyword group, and build IR rules that accept exactly the
-JSON texts the schema validates (draft 2020-12), in a fixed spelling discipline; keywords that
-cannot be enforced exactly are refused, never dropped (unless ``best_effort=True``).
+JSON texts the schema validates (under the document's draft: ``$schema``, 2020-12 by default), in
+a fixed spelling discipline; keywords that cannot be enforced exactly are refused, never dropped
+(unless ``best_effort=True``). Values are judged as ``json.loads`` reads them (the parser the
+checks and ``result.value`` use).
+
+Before lowering, the document is validated against its draft's metaschema (``InvalidSchema`` with
+the JSON pointer of the bad keyword) and its nesting is bounded (``MAX_SCHEMA_DEPTH``,
+``LimitExceeded``); the lowering itself stops with ``LimitExceeded`` past ``limits.max_seconds``.
+Every step is linear or near-linear in the schema: enums become a trie of spellings, integer
+ranges flat alternatives, patterns are measured on their parse tree.
 
 Supported keywords: ``type``, ``enum``, ``const``, ``properties``, ``required``,
 ``additionalProperties``, ``items``, ``prefixItems``, ``minItems``, ``maxItems``, ``$ref``
@@ -22,9 +30,14 @@ invalid instance):
     * ``additionalProperties`` unspecified next to ``properties``: option ``additional_properties``
       ``"declared"`` (default) allows only declared (and required) keys; ``"spec"`` allows extras.
     * ``enum``/``const`` values: strings in the ``json.dumps`` and raw-UTF-8 spellings; numbers in
-      every plain decimal spelling of the same value (``1``, ``1.0``, ``-0``), not in exponent
-      spellings; object members in any order up to ``_MAX_PERMUTED_MEMBERS`` members, in the
-      value's order beyond; the whitespace policy applies between tokens.
+      the plain decimal spellings ``json.loads`` reads as the value (``1``, ``1.0`` where that
+      float is exact, ``-0``; see ``json_numbers.number_spellings``), not in exponent spellings;
+      object members in any order up to ``_MAX_PERMUTED_MEMBERS`` members (at most
+      ``_MAX_PERMUTATIONS`` orders per enum), in the value's order beyond; the whitespace policy
+      applies between tokens.
+    * ``format``: every format some draft defines is asserted (by a check), whatever draft the
+      document declares (``date`` in draft 4): generation should produce well-formed values.
+    * Drafts 3 and 4: ``1.0`` is not an integer there, so ``integer`` has no ``.0`` spellings.
     * Declared keys are accepted in those two spellings too; numbers: see ``json_numbers``;
       ``pattern``/length: see ``json_strings``.
     * ``$ref`` and ``anyOf`` are refused next to other assertion keywords (that needs intersection).
@@ -34,6 +47,7 @@ invalid instance):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -280,9 +294,10 @@ class SchemaLowering(TypeLowering):
         if isinstance(self.root, bool):
             return
         cls = self.dialect
-        meta = jsonschema.validators.validator_for(cls.META_SCHEMA, default=cls)
         try:
-            error = jsonschema.exceptions.best_match(meta(cls.META_SCHEMA).iter_errors(self.root))
+            error = jsonschema.exceptions.best_match(
+                _metaschema_validator(cls).iter_errors(self.root)
+            )
         except RecursionError:  # pragma: no cover - _check_depth keeps the nesting smaller
             raise LimitExceeded("the schema nests too deeply to validate", location="#") from None
         if error is None:
@@ -406,9 +421,10 @@ class SchemaLowering(TypeLowering):
             if ws.property_order == "schema"
             else "object members in any order (a check keeps names distinct, required present)",
             "enum/const: strings as json.dumps spells them (and raw UTF-8); numbers in plain "
-            "decimal spellings of the same value (1 = 1.0 = 1.00), no exponent spellings; object "
-            f"members in any order up to {_MAX_PERMUTED_MEMBERS} members, in the value's order "
-            "beyond",
+            "decimal spellings json.loads reads as the value (1 = 1.0 = 1.00 where the float is "
+            "exact and the type admits 1.0), no exponent spellings; object members in any order "
+            f"up to {_MAX_PERMUTED_MEMBERS} members (within a budget of {_MAX_PERMUTATIONS} "
+            "orders per enum), in the value's order beyond",
             "integer: -?(0|[1-9][0-9]*), and with .0+ (1.0 is an integer in this draft) up to "
             "15 digits, where json.loads keeps the value; no exponent spellings"
             if self.integral_floats
@@ -655,6 +671,45 @@ def _trie(entries: list[tuple[str, Expr]], depth: int = 0) -> Expr:
         rest = [(text[len(shared) :], suffix) for text, suffix in group]
         branches.append(seq(lit(shared), _trie(rest, depth + 1)))
     return _union(branches)
+
+
+_META_2020 = "https://json-schema.org/draft/2020-12/schema"
+
+
+@functools.cache
+def _metaschema_validator(cls: Any) -> Any:
+    """A validator of ``cls``'s metaschema. For 2020-12, the metaschema flattened into one schema
+    (its seven vocabulary metaschemas merged, ``$dynamicRef: "#meta"`` as ``$ref: "#"``, which
+    is what it resolves to when the metaschema itself is the entry point): the same verdicts and
+    error locations, about seven times faster on large schemas than the linked original."""
+    import jsonschema
+
+    if cls is not jsonschema.Draft202012Validator:
+        meta = jsonschema.validators.validator_for(cls.META_SCHEMA, default=cls)
+        return meta(cls.META_SCHEMA)
+    from jsonschema_specifications import REGISTRY
+
+    root = REGISTRY.contents(_META_2020)
+    properties, defs = dict(root["properties"]), {}
+    for part in root["allOf"]:
+        vocabulary = REGISTRY.contents(_META_2020.rsplit("/", 1)[0] + "/" + part["$ref"])
+        properties.update(vocabulary["properties"])
+        defs.update(vocabulary.get("$defs", {}))
+
+    def static(node: Any) -> Any:
+        if isinstance(node, list):
+            return [static(item) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        if node.get("$dynamicRef") == "#meta":
+            return {"$ref": "#"}
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("meta/"):  # a sibling vocabulary: merged
+            node = {**node, "$ref": "#" + ref.partition("#")[2]}
+        return {key: static(value) for key, value in node.items()}
+
+    flat = {"type": ["object", "boolean"], "properties": properties, "$defs": defs}
+    return jsonschema.Draft202012Validator(static(flat))
 
 
 def _check_depth(root: Any) -> None:

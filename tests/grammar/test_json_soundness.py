@@ -366,3 +366,23 @@ def test_moderate_nesting_works(kind: str, depth: int) -> None:
 def test_bad_option_values_name_the_allowed_ones(options: dict[str, Any], allowed: str) -> None:
     with pytest.raises(ConfigurationError, match=allowed):
         sg.Grammar.from_json_schema({}, **options)
+
+
+def test_flattened_2020_12_metaschema_agrees_with_the_original() -> None:
+    """The lowering validates 2020-12 documents with a flattened metaschema (for speed): on
+    valid and broken schemas it must find the same first error as jsonschema's own."""
+    from structgen.grammar.json_schema import _metaschema_validator
+
+    fast = _metaschema_validator(jsonschema.Draft202012Validator)
+    meta = jsonschema.Draft202012Validator.META_SCHEMA
+    original = jsonschema.Draft202012Validator(meta)
+    schemas: list[Any] = [meta, {"$defs": {"a": {"dependencies": {"b": ["c", 1]}}}}]
+    for keyword in ["allOf", "not", "items", "type", "minLength", "$ref", "required", "format"]:
+        for bad in [5, "x", [5], None, {"a": 5}, -1, True, []]:
+            schemas.append({"properties": {"p": {keyword: bad}}})
+    for schema in schemas:
+        ours = jsonschema.exceptions.best_match(fast.iter_errors(schema))
+        theirs = jsonschema.exceptions.best_match(original.iter_errors(schema))
+        assert (ours is None) == (theirs is None), schema
+        if ours is not None and theirs is not None:
+            assert list(ours.absolute_path) == list(theirs.absolute_path), schema
