@@ -278,6 +278,10 @@ class SchemaLowering(TypeLowering):
         if validate:
             self.check_metaschema()
         expr = self.lower(self.root, SchemaCtx("#"))
+        while self._pending_refs:
+            name, target, pointer = self._pending_refs.pop()
+            lowered = self.lower(target, SchemaCtx(pointer))
+            self.rules[name] = NEVER if lowered is None else lowered
         self.rules["start"] = NEVER if expr is None else expr
         if self.need_any:
             self.rules.update(self._any_rules())
@@ -533,8 +537,8 @@ class SchemaLowering(TypeLowering):
         name = self.rule_names.get(pointer)
         if name is None:
             name = self.rule_names[pointer] = self.new_rule("def", pointer)
-            expr = self.lower(target, SchemaCtx(pointer))
-            self.rules[name] = NEVER if expr is None else expr
+            # lowered later, from run(): a chain of $refs is a loop there, not a recursion
+            self._pending_refs.append((name, target, pointer))
         return Ref(name)
 
     def _lower_any_of(self, branches: Any, ctx: SchemaCtx) -> Expr | None:

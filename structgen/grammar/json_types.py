@@ -161,6 +161,7 @@ class LoweringBase:
         self.never_reason: tuple[str, str] | None = None
         self.need_any = False
         self.checked_keywords: dict[str, set[str]] = {}  # pointer -> keywords left to a check
+        self._pending_refs: list[tuple[str, Any, str]] = []  # $ref rules left to lower
         seconds = options.max_seconds
         self._limit = (time.monotonic() + seconds, seconds) if seconds is not None else None
         self.root_text = canonical(root)

@@ -386,3 +386,25 @@ def test_flattened_2020_12_metaschema_agrees_with_the_original() -> None:
         assert (ours is None) == (theirs is None), schema
         if ours is not None and theirs is not None:
             assert list(ours.absolute_path) == list(theirs.absolute_path), schema
+
+
+def _ref_chain(length: int) -> dict[str, Any]:
+    defs = {
+        f"d{i}": {"type": "object", "properties": {"x": {"$ref": f"#/$defs/d{i + 1}"}}}
+        for i in range(length)
+    }
+    defs[f"d{length}"] = {"type": "integer"}
+    return {"$defs": defs, "$ref": "#/$defs/d0"}
+
+
+def test_long_ref_chains_are_lowered_without_recursion() -> None:
+    """A chain of $refs is lowered as a worklist, not a recursion (JSON depth 3, 1,000 levels)."""
+    grammar = sg.Grammar.from_json_schema(_ref_chain(1000))
+    assert sum(name.startswith("def_") for name, _ in grammar.rules) == 1001
+    schema = _ref_chain(60)
+    value: Any = 1
+    for _ in range(60):
+        value = {"x": value}
+    compiled = _compiled(schema)
+    for text in [json.dumps(value), json.dumps({"x": {"x": "s"}}), "{}"]:
+        assert _accepts(compiled, text) == _oracle(schema, text)
