@@ -101,7 +101,7 @@ def _distinct_keys(check: DistinctKeys, data: bytes) -> bool:
 
     try:
         json.loads(data, object_pairs_hook=hook)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a value json.loads (result.value) can read
         return False
     if not objects:
         return False
@@ -114,10 +114,12 @@ def _verdict(check: JsonSchemaCheck, data: bytes) -> bool:
     """Memoised: masks re-run the same completions often (the check itself is pure)."""
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not a value json.loads (result.value) can read
         return False
     try:
         return bool(check._validator().is_valid(value))
+    except RecursionError:
+        return False  # nested too deeply to validate: rejected (never accepted unchecked)
     except Exception as exc:  # noqa: BLE001 - compile time refuses what jsonschema cannot do
         raise InternalError(
             f"the check on {check.describe()} could not be evaluated: {type(exc).__name__}: {exc}",

@@ -257,3 +257,20 @@ def test_check_needing_a_remote_ref_is_refused() -> None:
 def test_uncheckable_subschemas_are_found_through_refs_and_property_names(schema) -> None:
     with pytest.raises(sg.UnsupportedFeature, match="cannot compile|outside this document"):
         sg.Grammar.from_json_schema(schema, additional_properties="spec")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "array", "uniqueItems": True}, {"not": {"type": "string"}}],
+)
+def test_a_value_json_loads_cannot_read_is_rejected_not_raised(schema) -> None:
+    """Nesting deeper than json.loads reads (result.value uses it too) is rejected while
+    decoding, never an exception; shallow values still follow jsonschema."""
+    deep = "[" * 1200 + "]" * 1200
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    compiled = sg.compile(sg.Grammar.from_json_schema(schema), VOCAB)
+    assert not walk(compiled, list(deep.encode()), check_masks=False)
+    for value in [[[[]]], [1, 1], "x"]:
+        expected = jsonschema.Draft202012Validator(schema).is_valid(value)
+        assert walk(compiled, list(json.dumps(value).encode())) == expected
