@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate": "structgen.integrations.generate",
     "generate_json": "structgen.integrations.generate",
+    "sample": "structgen.aligned.api",
+    "SampleSet": "structgen.aligned.api",
     "GenerationResult": "structgen.integrations.generate",
     "StructgenLogitsProcessor": "structgen.integrations.transformers",
     "AWRS": "structgen.sampling.awrs",
@@ -62,6 +64,7 @@ __all__ = [
     "Masked",
     "Matcher",
     "NoAllowedToken",
+    "SampleSet",
     "SamplingParams",
     "StructgenError",
     "StructgenLogitsProcessor",
@@ -74,4 +77,5 @@ __all__ = [
     "generate_json",
     "load_default_model",
     "load_model",
+    "sample",
 ]

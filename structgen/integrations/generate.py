@@ -25,7 +25,8 @@ from structgen.sampling.masked import Masked
 from structgen.sampling.warp import SamplingParams
 from structgen.tokens.vocabulary import Vocabulary
 
-SamplerName = Literal["awrs", "masked"]
+SamplerName = Literal["awrs", "masked", "smc", "asap", "cars", "imh"]
+_ALIGNED = ("smc", "asap", "cars", "imh")  # structgen.aligned: grammar-aligned samplers
 
 _VOCABS: weakref.WeakKeyDictionary[Any, Vocabulary] = weakref.WeakKeyDictionary()
 
@@ -65,6 +66,11 @@ class GenerationResult:
         value: the parsed JSON value (schemas only, and only when complete), else None.
         reason: why generation stopped (``eos``, ``grammar_complete``, ``max_new_tokens``).
         stats: timings and counters.
+        log_weight: log importance weight of the sample towards the model's distribution
+            conditioned on the grammar (docs/sampling.md): Σ log Z_t for ``masked``/``awrs``
+            (estimated for AWRS; None with fast-forward, which skips the forced tokens' factors;
+            0.0 when greedy), the run's log-evidence for ``smc``, 0.0 for the exact samplers,
+            None for ``asap``.
     """
 
     text: str
@@ -73,6 +79,7 @@ class GenerationResult:
     value: Any = None
     reason: str = ""
     stats: GenerationStats = field(default_factory=GenerationStats)
+    log_weight: float | None = None
 
 
 def vocabulary_for(tokenizer: Any, model: Any = None) -> Vocabulary:
@@ -154,7 +161,9 @@ def make_sampler(name: SamplerName | Any, params: SamplingParams) -> Any:
         return AWRS(params)
     if name == "masked":
         return Masked(params)
-    raise ConfigurationError(f"Invalid sampler: expected 'awrs' or 'masked', got {name!r}")
+    raise ConfigurationError(
+        f"Invalid sampler: expected 'awrs', 'masked', 'smc', 'asap', 'cars' or 'imh', got {name!r}"
+    )
 
 
 def prompt_ids(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[int]:
@@ -189,6 +198,7 @@ def generate(
     schema_options: dict[str, Any] | None = None,
     fast_forward: bool = True,
     token_healing: bool = False,
+    sampler_options: dict[str, Any] | None = None,
     speculative: Any = None,
 ) -> GenerationResult:
     """Generate text that conforms to a schema, grammar or regex.
@@ -201,7 +211,10 @@ def generate(
         schema: a JSON schema (dict, bool, JSON text, or a pydantic model class).
         grammar: a ``Grammar``, a ``CompiledGrammar`` or Lark text.
         regex: a regex the whole output must match.
-        sampler: ``"awrs"`` (default), ``"masked"`` or a sampler object.
+        sampler: ``"awrs"`` (default), ``"masked"``, a sampler object, or a grammar-aligned
+            sampler of ``structgen.aligned`` (``"smc"``, ``"asap"``, ``"cars"``, ``"imh"``: these
+            need ``temperature > 0``, sample every token, so ``fast_forward`` does not apply, and
+            do not support ``token_healing``).
         max_new_tokens: token budget; running out gives ``complete=False``.
         temperature: 0 for greedy decoding (default), else the sampling temperature.
         top_k: top-k filter on the unconstrained distribution (0: off).
@@ -214,6 +227,8 @@ def generate(
             output to start with its bytes, so the model may pick a token that crosses the prompt
             boundary (e.g. ``' "'`` after a prompt ending in a space). The healed bytes are not
             part of ``.text``.
+        sampler_options: options of a grammar-aligned sampler (``particles``, ``check``, ...;
+            see ``structgen.aligned.sample_tokens``).
         speculative: ``None`` (one forward pass per token), ``"auto"`` (grammar-forced text and
             prompt look-up drafts), a ``structgen.speculative`` Drafter, or a draft model with
             the same tokenizer. Greedy output is the same token for token; sampled output has
@@ -225,6 +240,29 @@ def generate(
     """
     if max_new_tokens < 1:
         raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
+    if isinstance(sampler, str) and sampler in _ALIGNED:
+        if token_healing:
+            raise ConfigurationError(
+                f"Invalid token_healing: not supported with sampler={sampler!r}"
+            )
+        from structgen.aligned.api import generate_aligned
+
+        return generate_aligned(  # type: ignore[no-any-return]
+            model,
+            tokenizer,
+            prompt,
+            sampler=sampler,
+            sampler_options=sampler_options,
+            seed=seed,
+            schema=schema,
+            grammar=grammar,
+            regex=regex,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            schema_options=schema_options,
+        )
     if speculative is not None:
         from structgen.speculative.api import generate_speculative
 
@@ -258,6 +296,7 @@ def generate(
     cache = lm.new_cache()
     tokens: list[int] = []
     reason = "max_new_tokens"
+    log_weight = 0.0
     base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
     base_masks = getattr(getattr(chooser, "stats", None), "full_masks", 0)
 
@@ -277,7 +316,8 @@ def generate(
         t1 = time.perf_counter()
         logits = lm.forward([pending], cache, last_only=True).logits[0, -1]
         t2 = time.perf_counter()
-        token, _log_weight = chooser.sample(logits, matcher, generator)
+        token, step_log_weight = chooser.sample(logits, matcher, generator)
+        log_weight += step_log_weight
         accepted = matcher.consume_token(token)
         stats.model_s += t2 - t1
         if not accepted:  # a sampler bug: never let it pass silently
@@ -314,7 +354,13 @@ def generate(
             complete, value = False, None
             reason = f"internal error: the output fails jsonschema validation: {problem}"
     return GenerationResult(
-        text=text, tokens=tokens, complete=complete, value=value, reason=reason, stats=stats
+        text=text,
+        tokens=tokens,
+        complete=complete,
+        value=value,
+        reason=reason,
+        stats=stats,
+        log_weight=log_weight if stats.forced_tokens == 0 else None,
     )
 
 
