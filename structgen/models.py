@@ -415,8 +415,8 @@ def _finalize(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, sou
 
 
 def _fix_generation_config(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Make the eos ids cover the tokenizer's eos and the end-of-turn markers it knows; give a
-    pad id (the first eos) when there is none."""
+    """Make the eos ids cover the tokenizer's eos and the end-of-turn markers it knows; give the
+    model and the tokenizer a pad id (the first eos) when they have none."""
     config = model.generation_config
     eos: list[int] = []
 
@@ -448,6 +448,8 @@ def _fix_generation_config(model: PreTrainedModel, tokenizer: PreTrainedTokenize
         config.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
         )
+    if tokenizer.pad_token_id is None:  # transformers 4.x GGUF tokenizers have none: batching
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(config.pad_token_id)  # needs one
 
 
 def _check_tokenizer(
