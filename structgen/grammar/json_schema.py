@@ -119,14 +119,14 @@ ANNOTATIONS = frozenset(
 SUPPORTED = frozenset(
     "type enum const properties required additionalProperties items prefixItems minItems "
     "maxItems $ref $dynamicRef anyOf minLength maxLength pattern format minimum maximum "
-    "exclusiveMinimum exclusiveMaximum".split()
+    "exclusiveMinimum exclusiveMaximum multipleOf".split()
 )
 """Keywords this pass lowers (some only in part: the rest of their forms are refused)."""
 
 UNSUPPORTED = frozenset(
     "allOf oneOf not if then else dependentSchemas dependentRequired dependencies "
     "patternProperties propertyNames minProperties maxProperties unevaluatedProperties "
-    "unevaluatedItems contains minContains maxContains uniqueItems multipleOf additionalItems "
+    "unevaluatedItems contains minContains maxContains uniqueItems additionalItems "
     "$recursiveRef $recursiveAnchor".split()
 )
 """Assertion keywords of some draft that this pass does not enforce yet."""

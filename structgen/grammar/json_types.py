@@ -37,6 +37,7 @@ from structgen.grammar.ir import (
     seq,
 )
 from structgen.grammar.json_checks import DistinctKeys, canonical
+from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
     ANY_DRAFT_FORMATS,
     FORMATS,
@@ -51,6 +52,7 @@ from structgen.grammar.json_numbers import (
     integer_range_expr,
     numeric_interval_empty,
 )
+from structgen.grammar.json_ranges import Bounds, number_language
 from structgen.grammar.json_refs import DocumentRefs
 from structgen.grammar.json_strings import (
     COUNTED_CHAR,
@@ -211,6 +213,12 @@ class LoweringBase:
         if force or old is None or _RANK[status] > _RANK[old.status]:
             self.report[pointer] = KeywordStatus(pointer, keyword, status, note)  # type: ignore[arg-type]
 
+    def _note(self, ctx: SchemaCtx, keyword: str, note: str) -> None:
+        """Attach ``note`` to a keyword the grammar enforces (a generation restriction)."""
+        old = self.report.get(ctx.at(keyword))
+        if old is None or old.status == "grammar":
+            self._mark(ctx, keyword, "grammar", note, force=True)
+
     def _refuse(self, ctx: SchemaCtx, keyword: str, message: str) -> None:
         if (
             self.options.semantic_checks
@@ -368,9 +376,16 @@ class TypeLowering(LoweringBase):
             name = schema["format"]
             if not isinstance(name, str):
                 self._invalid(ctx.at("format"), "format", "format must be a string")
-            if name in FORMATS:
+            checker = format_checker(self.dialect).checkers.get(name)
+            grammar = format_grammar(name) if checker is not None else None
+            if grammar is not None and grammar_matches_checker(name, checker[0]):  # type: ignore[index]
+                body = (grammar.expr, grammar.min_length, grammar.max_length, not grammar.notes)
+                if grammar.notes:
+                    restriction = "; ".join(grammar.notes)
+                    self._note(ctx, "format", f"generation restriction: {restriction}")
+            elif name in FORMATS:
                 fmt = FORMATS[name]
-                body = (fmt.regex, fmt.min_length, fmt.max_length, True)
+                body = (Regex(fmt.regex), fmt.min_length, fmt.max_length, True)
             elif name in format_checker(self.dialect).checkers:
                 # asserted whatever the declared draft (json_formats): e.g. date in draft 4
                 self._refuse(
@@ -404,12 +419,13 @@ class TypeLowering(LoweringBase):
                         self._invalid(ctx.at("pattern"), "pattern", str(exc))
                     self._refuse(ctx, "pattern", str(exc))
                 else:
-                    body = (pat.regex, pat.min_length, pat.max_length, pat.anchored)
+                    body = (Regex(pat.regex), pat.min_length, pat.max_length, pat.anchored)
         if body is not None:
-            regex, body_low, body_high, exact = body
+            body_expr, body_low, body_high, exact = body
             if low or high is not None:
+                # a restricted format (exact False) still bounds the lengths the grammar accepts
                 implied = (
-                    exact
+                    (exact or "format" in active)
                     and body_low >= low
                     and (high is None or (body_high is not None and body_high <= high))
                 )
@@ -425,7 +441,7 @@ class TypeLowering(LoweringBase):
                             self._refuse(
                                 ctx, key, f"{key} together with pattern/format is not supported yet"
                             )
-            return seq(lit('"'), Regex(regex), lit('"'))
+            return seq(lit('"'), self._share(body_expr, ctx, "fmt"), lit('"'))
         low, high = self._unrolled(ctx, low, high, ("minLength", "maxLength"))
         if low or high is not None:
             return seq(lit('"'), Repeat(Regex(COUNTED_CHAR), low, high), lit('"'))
@@ -436,6 +452,8 @@ class TypeLowering(LoweringBase):
     ) -> Expr | None:
         bounds = self._bounds(schema, ctx, active)
         fraction = self.integral_floats
+        if "multipleOf" in active:
+            return self._lower_numeric(schema, ctx, active, bounds, integer=True)
         if not bounds:
             return Regex(integer_pattern(fraction))
         low, high = integer_bounds(*(bounds.get(k) for k in BOUNDS))
@@ -453,9 +471,71 @@ class TypeLowering(LoweringBase):
     def _lower_number(
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
     ) -> Expr | None:
-        for key in self._bounds(schema, ctx, active):
-            self._refuse(ctx, key, f"{key} on non-integer numbers is not supported yet")
-        return Regex(NUMBER_PATTERN)
+        bounds = self._bounds(schema, ctx, active)
+        if not bounds and "multipleOf" not in active:
+            return Regex(NUMBER_PATTERN)
+        return self._lower_numeric(schema, ctx, active, bounds, integer=False)
+
+    def _lower_numeric(
+        self,
+        schema: Mapping[str, Any],
+        ctx: SchemaCtx,
+        active: list[str],
+        bounds: dict[str, Any],
+        *,
+        integer: bool,
+    ) -> Expr | None:
+        """Bounds and ``multipleOf`` of a number (or integer) as grammar (``json_ranges``):
+        exact where the language allows, else a prefix-safe superset and a check."""
+        multiple = None
+        if "multipleOf" in active:
+            multiple = schema["multipleOf"]
+            if not is_number(multiple) or not math.isfinite(multiple) or multiple <= 0:
+                self._invalid(
+                    ctx.at("multipleOf"),
+                    "multipleOf",
+                    f"multipleOf must be a number > 0, got {multiple!r}",
+                )
+        limits = Bounds.of(*(bounds.get(k) for k in BOUNDS))
+        verdict = None
+        if multiple is not None:
+            kind = "integer" if integer else "number"
+            sub = {"type": kind, "multipleOf": multiple, **bounds}
+            validator = self.dialect(sub)
+
+            def verdict(text: str) -> bool:
+                return bool(validator.is_valid(json.loads(text)))
+
+        lang = number_language(
+            limits,
+            multiple,
+            integer=integer,
+            integral_floats=self.integral_floats,
+            verdict=verdict,
+        )
+        restriction = _NUMBER_NOTES.get(lang.notes[0], "") if lang.notes else ""
+        if lang.exact and restriction:
+            for key in (*bounds, *(["multipleOf"] if multiple is not None else [])):
+                self._note(ctx, key, restriction)
+        if lang.expr is None and lang.exact:
+            return self._never(ctx, f"no number satisfies {bounds} and multipleOf {multiple}")
+        expr = lang.expr
+        if expr is None:
+            # multipleOf by a check; the bounds stay in the grammar
+            base = number_language(
+                limits, None, integer=integer, integral_floats=self.integral_floats
+            )
+            expr = base.expr
+            if expr is None:
+                return self._never(ctx, f"no number satisfies {bounds}")
+        if not lang.exact:
+            why = (
+                restriction
+                if lang.expr is None
+                else "the grammar allows the range, where more digits always reach a multiple"
+            )
+            self._refuse(ctx, "multipleOf", f"multipleOf {multiple!r}: {why}")
+        return self._share(expr, ctx, "num")
 
     def _lower_boolean(self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]) -> Expr:
         return alt(lit("true"), lit("false"))
@@ -629,6 +709,20 @@ class TypeLowering(LoweringBase):
         assert head is not None
         nonempty = seq(lit("["), self.ws, head, tail, self.ws, lit("]"))
         return alt(nonempty, empty) if low == 0 else nonempty
+
+
+_NUMBER_NOTES = {
+    "exponent": "exact; generation restriction: exponent spellings only with one leading "
+    "digit (1.5e3, not 15e2)",
+    "integer-multiples": "exact; generation restriction: integral multiples spelled as integers "
+    "(and n.0 up to 15 digits), not 6e0",
+    "float-multiple-range": "generation restriction: a float multipleOf (5.0) divides exactly "
+    "only up to 2^52 in magnitude; larger values are not generated",
+    "fraction-multiples": "exact for plain spellings: the multiples jsonschema's float "
+    "division accepts (0.07 is not a multiple of 0.01 for it)",
+    "fraction-multiples-check": "checked: jsonschema's float division decides; unbounded or "
+    "too many multiples to spell out, so a value such as 0.07 (for 0.01) can still be a dead end",
+}
 
 
 def within(value: int | float, bounds: dict[str, Any]) -> bool:

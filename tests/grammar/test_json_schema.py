@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
 from structgen.grammar.ir import Alt, Grammar, Regex, Repeat, Seq
+from structgen.grammar.json_format_patterns import CHECKER_FUNCTIONS
 from structgen.grammar.json_numbers import integer_bounds, integer_range_pattern
 from structgen.grammar.json_schema import json_schema_grammar as _lower
 from structgen.grammar.json_types import json_equal
@@ -54,9 +55,16 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> A
             yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+_GRAMMAR_FORMATS = frozenset(CHECKER_FUNCTIONS) - {"uuid"}
+"""Formats the grammar enforces (``json_format_patterns``), checked here as jsonschema does."""
+
+
 def _format(validator: Any, fmt: str, instance: Any, schema: Any) -> Any:
     if fmt == "uuid" and isinstance(instance, str) and not _UUID.fullmatch(instance):
         yield jsonschema.ValidationError(f"{instance!r} is not a uuid")
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    if fmt in _GRAMMAR_FORMATS and not checker.conforms(instance, fmt):
+        yield jsonschema.ValidationError(f"{instance!r} is not a {fmt}")
 
 
 Validator = jsonschema.validators.extend(
@@ -755,8 +763,8 @@ def test_refs_resolve_as_jsonschema_does(name: str) -> None:
         ({"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}},
          "#/properties/tags/uniqueItems", "uniqueItems"),
         ({"oneOf": [{"type": "string"}]}, "#/oneOf", "oneOf"),
-        ({"type": "number", "minimum": 0}, "#/minimum", "minimum"),
-        ({"type": "string", "format": "date"}, "#/format", "format"),
+        ({"type": "number", "multipleOf": 0.01}, "#/multipleOf", "multipleOf"),
+        ({"type": "string", "format": "iri"}, "#/format", "format"),
         ({"type": "string", "pattern": "^\\s+$"}, "#/pattern", "pattern"),
         ({"type": "string", "pattern": "^.+$"}, "#/pattern", "pattern"),
         ({"type": "string", "pattern": "(?=a)b"}, "#/pattern", "pattern"),
@@ -834,7 +842,7 @@ def test_schema_as_json_text_and_entry_point() -> None:
 def test_best_effort_reports_refused_keywords() -> None:
     schema = {
         "type": "array",
-        "items": {"type": "string", "format": "email", "description": "an address"},
+        "items": {"type": "string", "format": "iri", "description": "an address"},
         "uniqueItems": True,
     }
     grammar = json_schema_grammar(schema, best_effort=True)
