@@ -38,7 +38,7 @@ Deliberate simplifications (each rejects valid strings; documented in the report
     * ``hostname``: ``fqdn`` accepts labels of up to 63 characters and names of up to 253; both
       counts at once need a two-counter automaton far larger than any practical regex, so the
       grammar bounds the labels by how many there are: up to 4 labels of up to 62 characters,
-      up to 8 of up to 30, up to 16 of up to 14, up to 32 of up to 7 (every name so built has at
+      up to 8 of up to 30, up to 16 of up to 14, up to 32 of up to 6 (every name so built has at
       most 251 characters before an optional final dot). ASCII letters, digits and ``-`` only
       (``fqdn`` also reads Unicode digits and three case-folding letters), plain spelling.
 """
