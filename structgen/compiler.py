@@ -14,18 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from structgen.automata.cfg import grammar_to_bnf
+from structgen.automata.cfg import Bnf, grammar_to_bnf
 from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
 from structgen.automata.nfa import (
     DEFAULT_MAX_NFA_STATES,
+    NfaBuilder,
+    check_deadline,
     compile_deadline,
     grammar_to_nfa,
     is_recursive,
 )
 from structgen.errors import ConfigurationError, IncompatibleVocabulary
-from structgen.grammar.ir import Grammar, KeywordStatus
+from structgen.grammar.ir import Grammar, KeywordStatus, Ref
 from structgen.tokens.cfg_index import CfgTokenIndex
 from structgen.tokens.dfa_index import DfaTokenIndex
+from structgen.tokens.vocab_proof import check_cfg_vocabulary, structurally_covered
 from structgen.tokens.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -151,15 +154,41 @@ def _compile_uncached(
 
 
 def _build(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:
-    if is_recursive(grammar):
-        # recursion: Earley over DFA terminals (every maximal regular part is one terminal)
-        bnf = grammar_to_bnf(grammar, limits.max_nfa_states, limits.max_dfa_states)
-        return CompiledGrammar(grammar, vocab, CfgTokenIndex(bnf, vocab))
+    recursive = is_recursive(grammar)
+    if recursive or _nfa_states(grammar) > limits.max_nfa_states:
+        # recursion: Earley over DFA terminals (every maximal regular part is one terminal).
+        # A regular grammar whose NFA would exceed the limit (shared sub-expressions inline
+        # once per use: nested schemas grow exponentially) goes this way too: its parts over
+        # _SPLIT_TERMINAL_STATES become nonterminals, each distinct part once.
+        bnf = grammar_to_bnf(
+            grammar,
+            limits.max_nfa_states,
+            limits.max_dfa_states,
+            None if recursive else _SPLIT_TERMINAL_STATES,
+        )
+        cfg_index = CfgTokenIndex(bnf, vocab)
+        _check_cfg_vocabulary(bnf, cfg_index, vocab)
+        return CompiledGrammar(grammar, vocab, cfg_index)
     nfa, start = grammar_to_nfa(grammar, max_states=limits.max_nfa_states)
     dfa = LazyByteDFA(nfa, start, max_states=limits.max_dfa_states)
     index = DfaTokenIndex(dfa, vocab)
     _check_vocabulary(dfa, index, vocab)
     return CompiledGrammar(grammar, vocab, index)
+
+
+_SPLIT_TERMINAL_STATES = 1 << 16
+
+
+def _check_cfg_vocabulary(bnf: Bnf, index: CfgTokenIndex, vocab: Vocabulary) -> None:
+    """Prove that no live Earley state has an empty mask (``structgen.tokens.vocab_proof``)."""
+    if len(vocab.single_byte_values()) == 256:
+        return  # every live byte is a token: the structural argument, nothing to walk
+    check_cfg_vocabulary(bnf, vocab, index.trie, index.trie_extras)
+
+
+def _nfa_states(grammar: Grammar) -> int:
+    """States the regular engine's NFA would need (computed in linear time, nothing built)."""
+    return NfaBuilder(grammar).states(Ref(grammar.start))
 
 
 def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary) -> None:
@@ -173,20 +202,15 @@ def _check_vocabulary(dfa: LazyByteDFA, index: DfaTokenIndex, vocab: Vocabulary)
         raise IncompatibleVocabulary(
             "the grammar's language is empty", hint="check the grammar or schema"
         )
-    single = vocab.single_byte_values()
     # A live DFA state is a non-empty, epsilon-closed set of co-reachable NFA states, so it holds
     # an accepting state or a state with byte edges. If each NFA state with byte edges has one on
     # a byte that is itself a token, every live state is accepting or has a one-byte token.
-    avail = np.zeros(257, dtype=np.int64)
-    avail[1:] = np.cumsum([b in single for b in range(256)])
-    if all(
-        not edges or any(avail[hi + 1] - avail[lo] > 0 for lo, hi, _ in edges)
-        for edges in dfa.nfa.edges
-    ):
+    if structurally_covered(dfa, vocab.single_byte_values()):
         return
     seen = {dfa.initial}
     frontier = [dfa.initial]
     while frontier:
+        check_deadline()
         state = frontier.pop()
         ends = index.token_end_states(state)
         live_ends = ends[ends != dfa.dead]

@@ -18,9 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
-from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder
-from structgen.errors import IncompatibleVocabulary, InvalidGrammar
-from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Repeat, Seq
+from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder, check_deadline
+from structgen.errors import IncompatibleVocabulary, InvalidGrammar, LimitExceeded
+from structgen.grammar.ir import (
+    EMPTY,
+    Alt,
+    Check,
+    Expr,
+    ExprDigester,
+    Grammar,
+    Lit,
+    Ref,
+    Regex,
+    Repeat,
+    Seq,
+    distinct_nodes,
+)
 
 
 @dataclass
@@ -41,6 +54,7 @@ class Bnf:
     nullable: frozenset[int] = frozenset()
     by_lhs: list[tuple[int, ...]] = field(default_factory=list)
     predicates: dict[int, Any] = field(default_factory=dict)  # nonterminal -> semantic check
+    terminal_names: list[str] = field(default_factory=list)  # short descriptions (messages)
 
     @property
     def start_production(self) -> int:
@@ -54,17 +68,11 @@ def recursive_rules(grammar: Grammar) -> set[str]:
     edges: dict[str, list[str]] = {}
     for name, expr in rules.items():
         out: list[str] = []
-        stack = [expr]
-        while stack:
-            e = stack.pop()
+        for e in distinct_nodes(expr):
             if isinstance(e, Ref):
                 if e.name not in rules:
                     raise InvalidGrammar(f"undefined rule {e.name!r}", keyword=e.name)
                 out.append(e.name)
-            elif isinstance(e, (Seq, Alt)):
-                stack.extend(e.items)
-            elif isinstance(e, (Repeat, Check)):
-                stack.append(e.item)
         edges[name] = out
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -109,7 +117,9 @@ def recursive_rules(grammar: Grammar) -> set[str]:
 
 
 class _Lowering:
-    def __init__(self, grammar: Grammar, max_nfa: int, max_dfa: int) -> None:
+    def __init__(
+        self, grammar: Grammar, max_nfa: int, max_dfa: int, max_terminal: int | None = None
+    ) -> None:
         self.grammar = grammar
         self.rules = grammar.rule_map
         self.recursive = recursive_rules(grammar)
@@ -117,11 +127,16 @@ class _Lowering:
         self.max_dfa = max_dfa
         self.bnf = Bnf()
         self.nt_of_rule: dict[str, int] = {}
-        self.check_nt: dict[Check, int] = {}
-        self.term_of_expr: dict[Expr, int] = {}
+        # memos keyed by content digest (hashing a shared IR DAG node by node is exponential)
+        self.digester = ExprDigester()
+        self.symbol_nt: dict[bytes, int] = {}
+        self.term_of_expr: dict[bytes, int] = {}
         self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
         self.names: list[str] = ["<start>"]
         self._regular_rule: dict[str, bool] = {}
+        self._regular: dict[int, tuple[Expr, bool]] = {}  # id -> (node kept alive, verdict)
+        self.sizer = NfaBuilder(grammar)  # NFA sizes of regular parts (nothing is built)
+        self.max_terminal = max_nfa if max_terminal is None else min(max_terminal, max_nfa)
 
     def is_regular(self, expr: Expr) -> bool:
         """Whether ``expr`` reaches no recursive rule (so one DFA can recognise it)."""
@@ -132,28 +147,59 @@ class _Lowering:
                 known = expr.name not in self.recursive and self.is_regular(self.rules[expr.name])
                 self._regular_rule[expr.name] = known
             return known
+        hit = self._regular.get(id(expr))
+        if hit is not None:
+            return hit[1]
         if isinstance(expr, (Seq, Alt)):
-            return all(self.is_regular(e) for e in expr.items)
-        if isinstance(expr, Repeat):
-            return self.is_regular(expr.item)
-        if isinstance(expr, Check):
+            verdict = all(self.is_regular(e) for e in expr.items)
+        elif isinstance(expr, Repeat):
+            verdict = self.is_regular(expr.item)
+        else:
+            verdict = not isinstance(expr, Check)
+        self._regular[id(expr)] = (expr, verdict)
+        return verdict
+
+    def fits(self, expr: Expr) -> bool:
+        """Whether ``expr`` becomes one terminal: regular, and its NFA within the state limit
+        (a larger regular part is lowered structurally, like a recursive one)."""
+        if not self.is_regular(expr):
             return False
-        return True
+        if isinstance(expr, (Lit, Regex)):
+            return True  # a leaf cannot be split (its build raises LimitExceeded if too big)
+        return self.sizer.states(expr) <= self.max_terminal
 
     def new_nt(self, name: str) -> int:
         self.names.append(name)
+        if len(self.names) > self.max_nfa:
+            raise LimitExceeded(
+                f"the grammar needs more than {self.max_nfa} nonterminals (the state limit, "
+                "CompileLimits.max_nfa_states, bounds them too)",
+                hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
+            )
+        if not len(self.names) & 0xFFF:
+            check_deadline()
         return len(self.names) - 1
 
+    def _check_length(self, n: int) -> None:
+        if n > self.max_nfa:
+            raise LimitExceeded(
+                f"a grammar rule would need {n} symbols, more than the state limit "
+                f"{self.max_nfa} (CompileLimits.max_nfa_states)",
+                hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
+            )
+
     def terminal(self, expr: Expr) -> int:
-        tid = self.term_of_expr.get(expr)
+        key = self.digester.digest(expr)
+        tid = self.term_of_expr.get(key)
         if tid is None:
             builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa))
-            start, end = builder.build(expr)
+            start, end = builder.build_checked(expr)
             builder.nfa.accept[end] = 0
             dfa = LazyByteDFA(builder.nfa, start, max_states=self.max_dfa)
             tid = len(self.bnf.terminals)
             self.bnf.terminals.append(dfa)
-            self.term_of_expr[expr] = tid
+            self.bnf.terminal_names.append(_describe(expr, self.grammar.start))
+            self.term_of_expr[key] = tid
         return ~tid
 
     def rule_nt(self, name: str) -> int:
@@ -167,42 +213,61 @@ class _Lowering:
 
     def alternatives(self, expr: Expr, ctx: str) -> list[tuple[int, ...]]:
         """Right-hand sides whose union is ``expr``."""
-        if isinstance(expr, Alt) and not self.is_regular(expr):
+        if isinstance(expr, Alt) and not self.fits(expr):
             return [self.sequence(item, ctx) for item in expr.items]
         return [self.sequence(expr, ctx)]
 
     def sequence(self, expr: Expr, ctx: str) -> tuple[int, ...]:
         """A symbol sequence for ``expr``; consecutive regular items merge into one terminal."""
-        if self.is_regular(expr):
+        if self.fits(expr):
             return () if expr == EMPTY else (self.terminal(expr),)
         if isinstance(expr, Seq):
             out: list[int] = []
             run: list[Expr] = []
+            run_states = 0
             for item in expr.items:
-                if self.is_regular(item):
+                if self.fits(item):
+                    size = self.sizer.states(item)
+                    if run and run_states + size > self.max_terminal:
+                        out.append(self.terminal(Seq(tuple(run)) if len(run) > 1 else run[0]))
+                        run, run_states = [], 0
                     run.append(item)
+                    run_states += size
                     continue
                 if run:
                     out.append(self.terminal(Seq(tuple(run)) if len(run) > 1 else run[0]))
-                    run = []
-                out.extend(self.sequence(item, ctx))
+                    run, run_states = [], 0
+                if isinstance(item, Seq):  # nested (shared) sequences: one nonterminal each
+                    out.append(self.symbol(item, ctx))
+                else:
+                    out.extend(self.sequence(item, ctx))
             if run:
                 out.append(self.terminal(Seq(tuple(run)) if len(run) > 1 else run[0]))
+            self._check_length(len(out))
             return tuple(out)
         return (self.symbol(expr, ctx),)
 
     def symbol(self, expr: Expr, ctx: str) -> int:
-        """One symbol standing for a non-regular ``expr``."""
+        """One symbol standing for a non-regular ``expr`` (one per distinct ``expr``)."""
         if isinstance(expr, Ref):
             return self.rule_nt(expr.name)
+        key = self.digester.digest(expr)
+        nt = self.symbol_nt.get(key)
+        if nt is None:
+            nt = self._new_symbol(expr, ctx)
+            self.symbol_nt[key] = nt
+        return nt
+
+    def _new_symbol(self, expr: Expr, ctx: str) -> int:
         if isinstance(expr, Check):
-            nt = self.check_nt.get(expr)
-            if nt is None:
-                nt = self.new_nt(f"{ctx}/check")
-                self.check_nt[expr] = nt
-                self.bnf.predicates[nt] = expr.predicate
-                for rhs in self.alternatives(expr.item, ctx):
-                    self.prods.append((nt, rhs))
+            nt = self.new_nt(f"{ctx}/check")
+            self.bnf.predicates[nt] = expr.predicate
+            for rhs in self.alternatives(expr.item, ctx):
+                self.prods.append((nt, rhs))
+            return nt
+        if isinstance(expr, Seq):
+            nt = self.new_nt(f"{ctx}/seq")
+            self.prods.append((nt, self.sequence(expr, ctx)))
             return nt
         if isinstance(expr, Alt):
             nt = self.new_nt(f"{ctx}/alt")
@@ -211,6 +276,9 @@ class _Lowering:
             return nt
         if isinstance(expr, Repeat):
             item = self.sequence(expr.item, ctx)
+            self._check_length(len(item) * expr.min + 1)
+            if expr.max is not None:
+                self._check_length(expr.max - expr.min)
             # R* as left recursion: R -> ε | R item (Earley handles it in linear time)
             if expr.max is None:
                 star = self.new_nt(f"{ctx}/star")
@@ -236,6 +304,28 @@ class _Lowering:
         self.prods[0] = (len(self.names), (start_nt,))  # S' gets the last nonterminal id
         self.names.append("<S'>")
         return _finish(self.bnf, self.prods, self.names)
+
+
+def _describe(expr: Expr, start: str, limit: int = 48) -> str:
+    """A short human-readable description of a terminal's expression."""
+
+    def text(e: Expr) -> str:
+        if isinstance(e, Lit):
+            return repr(e.value)[1:]
+        if isinstance(e, Regex):
+            return f"/{e.pattern}/" + ("i" if e.case_insensitive else "")
+        if isinstance(e, Ref):
+            return e.name
+        if isinstance(e, Seq):
+            return " ".join(text(i) for i in e.items[:4]) + (" ..." if len(e.items) > 4 else "")
+        if isinstance(e, Alt):
+            return "(" + " | ".join(text(i) for i in e.items[:3]) + " ...)"
+        if isinstance(e, Repeat):
+            return f"({text(e.item)}){{{e.min},{'' if e.max is None else e.max}}}"
+        return type(e).__name__
+
+    out = text(expr)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def _finish(bnf: Bnf, prods: list[tuple[int, tuple[int, ...]]], names: list[str]) -> Bnf:
@@ -287,9 +377,15 @@ def grammar_to_bnf(
     grammar: Grammar,
     max_nfa_states: int = DEFAULT_MAX_NFA_STATES,
     max_dfa_states: int = DEFAULT_MAX_DFA_STATES,
+    max_terminal_states: int | None = None,
 ) -> Bnf:
-    """Lower ``grammar`` to BNF over DFA terminals."""
-    return _Lowering(grammar, max_nfa_states, max_dfa_states).run()
+    """Lower ``grammar`` to BNF over DFA terminals.
+
+    A regular sub-expression becomes one terminal if its NFA needs at most
+    ``max_terminal_states`` states (default: ``max_nfa_states``); a larger one is lowered
+    structurally (Seq, Alt, Repeat and rules become nonterminals, one per distinct node).
+    """
+    return _Lowering(grammar, max_nfa_states, max_dfa_states, max_terminal_states).run()
 
 
 __all__ = ["Bnf", "grammar_to_bnf", "recursive_rules"]

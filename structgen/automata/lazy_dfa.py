@@ -79,11 +79,21 @@ class LazyByteDFA:
         self.initial = self._intern(start)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"nfa": self.nfa, "start": self.start, "max_states": self.max_states}
+        # the discovered states travel with the automaton: state ids held elsewhere (a pickled
+        # Matcher's position, its rollback history, Earley scan items) must keep their meaning
+        with self._lock:
+            sets = list(self._sets)
+        return {"nfa": self.nfa, "start": self.start, "max_states": self.max_states, "sets": sets}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        sets = state.pop("sets", ())
         self.__dict__.update(state)
         self._init()
+        for subset in sets[len(self._sets) :]:
+            self._intern(subset)
+        for sid, subset in enumerate(sets):
+            if self._sets[sid] != subset:  # pragma: no cover - construction is deterministic
+                raise ValueError("Invalid LazyByteDFA state: discovered states out of order")
 
     # ------------------------------------------------------------------ construction
 
@@ -150,6 +160,11 @@ class LazyByteDFA:
     # ------------------------------------------------------------------ the read interface
 
     dead = 0
+
+    @property
+    def live_nfa_states(self) -> Any:
+        """The NFA states that can reach acceptance (supports ``in``); others are trimmed."""
+        return self._live
 
     @property
     def num_states(self) -> int:

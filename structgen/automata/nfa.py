@@ -1,11 +1,14 @@
 """Byte-level NFAs built from the grammar IR (Thompson construction).
 
-Regex terminals are parsed by interegular into character FSMs, whose character classes are turned
-into UTF-8 byte-range paths. Rules referenced by name are inlined; a rule that refers to itself
-(directly or not) is not regular and is refused here: the CFG engine handles those.
+Regex terminals are parsed (``structgen.grammar.regex.parse_regex``) into trees of code-point
+classes, whose classes are turned into UTF-8 byte-range paths. Rules referenced by name are
+inlined; a rule that refers to itself (directly or not) is not regular and is refused here: the
+CFG engine handles those.
 
 Deliberate simplifications: repetition ``{m,n}`` is unrolled (size grows linearly with ``n``), and
-interegular's ``\\d``, ``\\w``, ``\\s`` are ASCII classes.
+interegular's ``\\d``, ``\\w``, ``\\s`` are ASCII classes. The number of states a build needs
+is computed first (``NfaBuilder.states``, linear in the IR's distinct nodes), so exceeding
+``max_states`` raises ``LimitExceeded`` before anything large is allocated.
 """
 
 from __future__ import annotations
@@ -18,16 +21,21 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import interegular
-from interegular.fsm import anything_else
-
-from structgen.automata.utf8 import (
-    codepoints_to_ranges,
-    complement_ranges,
-    utf8_sequences,
-)
+from structgen.automata.utf8 import utf8_sequences
 from structgen.errors import InvalidGrammar, LimitExceeded, UnsupportedFeature
-from structgen.grammar.ir import Alt, Check, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.ir import (
+    Alt,
+    Check,
+    Expr,
+    Grammar,
+    Lit,
+    Ref,
+    Regex,
+    Repeat,
+    Seq,
+    distinct_nodes,
+)
+from structgen.grammar.regex import RegexNode, parse_regex
 
 DEFAULT_MAX_NFA_STATES = 2_000_000
 
@@ -60,12 +68,7 @@ class ByteNFA:
                 hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
             )
         if (count ^ (count + n)) >> 12 or not count:  # about every 4096 states
-            deadline = _DEADLINE.get()
-            if deadline is not None and time.monotonic() >= deadline[0]:
-                raise LimitExceeded(
-                    f"compilation took longer than its limit of {deadline[1]:g} s",
-                    hint="simplify the grammar, or raise CompileLimits.max_seconds",
-                )
+            check_deadline()
         self.edges.extend([] for _ in range(n))
         self.eps.extend([] for _ in range(n))
         return count
@@ -89,91 +92,220 @@ def compile_deadline(seconds: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
-# A regex as a list of (src, dst, byte-range path) transitions over abstract local states.
+def check_deadline() -> None:
+    """Raise ``LimitExceeded`` if the current ``compile_deadline`` has passed."""
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() >= deadline[0]:
+        raise LimitExceeded(
+            f"compilation took longer than its limit of {deadline[1]:g} s",
+            hint="simplify the grammar, or raise CompileLimits.max_seconds",
+        )
+
+
+# ---------------------------------------------------------------------------- regex fragments
+#
+# A regex is parsed (``parse_regex``) into a tree of code-point classes, concatenations,
+# alternations and counted repeats, and built here by Thompson construction. Its size is known
+# before anything is allocated (``regex_states``), so a huge counted repeat raises
+# ``LimitExceeded`` at once instead of filling memory first.
+
+_CONT = (0x80, 0xBF)  # a UTF-8 continuation byte
+_CACHED_FRAGMENT_STATES = 20_000  # fragments up to this size are built once and copied
+
+
 @dataclass(frozen=True)
-class _CharFsm:
-    num_states: int
-    initial: int
-    finals: frozenset[int]
-    paths: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
-    empty: bool  # the language is empty (the initial state cannot reach a final one)
+class _ClassPlan:
+    """The byte fragment of one code-point class over local states: 0 entry, 1 exit."""
+
+    size: int
+    edges: tuple[tuple[int, int, int, int], ...]  # (src, lo, hi, dst)
+    empty: bool
 
 
 @lru_cache(maxsize=4096)
-def _regex_to_char_fsm(pattern: str, case_insensitive: bool) -> _CharFsm:
-    """Parse a regex with interegular and turn its character classes into UTF-8 byte paths."""
-    source = f"(?i:{pattern})" if case_insensitive else pattern
-    try:
-        fsm = interegular.parse_pattern(source).to_fsm()
-    except interegular.patterns.Unsupported as exc:
-        raise UnsupportedFeature(
-            f"regex construct not supported: {exc}",
-            keyword="regex",
-            location=repr(pattern),
-            hint="look-around and back-references cannot be compiled to an automaton",
-        ) from exc
-    except Exception as exc:  # interegular raises several exception types on bad syntax
-        raise InvalidGrammar(
-            f"invalid regex: {exc}", keyword="regex", location=repr(pattern)
-        ) from exc
-    explicit = sorted(
-        ord(ch) for ch in fsm.alphabet._symbol_mapping if ch is not anything_else and len(ch) == 1
-    )
-    key_paths: dict[int, list[tuple[tuple[int, int], ...]]] = {}
-    for key, chars in fsm.alphabet.by_transition.items():
-        if any(ch is anything_else for ch in chars):
-            ranges = complement_ranges(codepoints_to_ranges(explicit))
-        else:
-            ranges = codepoints_to_ranges(ord(ch) for ch in chars)
-        key_paths[key] = [tuple(path) for lo, hi in ranges for path in utf8_sequences(lo, hi)]
-    # keep only states from which a final state is reachable (so the NFA needs no trimming)
-    preds: dict[Any, set[Any]] = {}
-    for src, row in fsm.map.items():
-        for key, dst in row.items():
-            if key_paths[key]:  # a class of surrogates only has no UTF-8 bytes: no edge
-                preds.setdefault(dst, set()).add(src)
-    live = set(fsm.finals)
-    stack = list(live)
-    while stack:
-        for p in preds.get(stack.pop(), ()):
-            if p not in live:
-                live.add(p)
-                stack.append(p)
-    index = {state: i for i, state in enumerate(sorted(live | {fsm.initial}))}
-    paths = []
-    for src, row in fsm.map.items():
-        if src not in live:
-            continue
-        for key, dst in row.items():
-            if dst in live:
-                for path in key_paths[key]:
-                    paths.append((index[src], index[dst], path))
-    return _CharFsm(
-        num_states=len(index),
-        initial=index[fsm.initial],
-        finals=frozenset(index[s] for s in fsm.finals if s in index),
-        paths=tuple(paths),
-        empty=fsm.initial not in live,
-    )
+def _class_plan(ranges: tuple[tuple[int, int], ...]) -> _ClassPlan:
+    """UTF-8 byte paths of a class; runs of trailing continuation bytes share their states."""
+    edges: list[tuple[int, int, int, int]] = []
+    size = 2
+    cont: dict[int, int] = {0: 1}  # k -> the state that needs k more continuation bytes
 
-
-@lru_cache(maxsize=4096)
-def _fragment(
-    cfsm: _CharFsm,
-) -> tuple[int, tuple[tuple[int, int, int, int], ...], tuple[int, ...]]:
-    """A regex's NFA fragment over local state ids: ``(size, edges, finals)``; the FSM's states
-    come first, then one state per inner byte of multi-byte paths, then the end state."""
-    edges = []
-    size = cfsm.num_states
-    for src, dst, path in cfsm.paths:
-        cur = src
-        for lo, hi in path[:-1]:
-            edges.append((cur, lo, hi, size))
-            cur = size
+    def cont_state(k: int) -> int:
+        nonlocal size
+        if k not in cont:
+            below = cont_state(k - 1)
+            cont[k] = size
             size += 1
-        lo, hi = path[-1]
-        edges.append((cur, lo, hi, dst))
-    return size + 1, tuple(edges), tuple(sorted(cfsm.finals))
+            edges.append((cont[k], _CONT[0], _CONT[1], below))
+        return cont[k]
+
+    empty = True
+    for lo, hi in ranges:
+        for path in utf8_sequences(lo, hi):
+            empty = False
+            j = len(path)
+            while j > 1 and tuple(path[j - 1]) == _CONT:
+                j -= 1
+            after = cont_state(len(path) - j)
+            cur = 0
+            for i in range(j):
+                if i == j - 1:
+                    dst = after
+                else:
+                    dst = size
+                    size += 1
+                edges.append((cur, path[i][0], path[i][1], dst))
+                cur = dst
+    return _ClassPlan(size, tuple(edges), empty)
+
+
+def regex_states(node: RegexNode) -> int:
+    """The number of NFA states ``_emit`` uses for ``node`` (computed, not built)."""
+    kind = node[0]
+    if kind == "c":
+        return _class_plan(node[1]).size
+    if kind == "s":
+        if not node[1]:
+            return 1
+        return regex_states(node[1][0]) + sum(_chained_states(item) for item in node[1][1:])
+    if kind == "a":
+        return 2 + sum(regex_states(item) for item in node[1])
+    item = _chained_states(node[1])
+    low, high = node[2], node[3]
+    return 2 + low * item + (item if high is None else (high - low) * item)
+
+
+def _chained_states(node: RegexNode) -> int:
+    """States of ``node`` emitted after another fragment (a class reuses the exit before it)."""
+    if node[0] == "c":
+        return _class_plan(node[1]).size - 1
+    return regex_states(node)
+
+
+class _LocalNfa:
+    """A fragment recorded over local state ids (the emitter target for cached fragments)."""
+
+    def __init__(self) -> None:
+        self.num_states = 0
+        self.edges: list[tuple[int, int, int, int]] = []
+        self.eps: list[tuple[int, int]] = []
+        self.empty = False
+
+    def new_states(self, n: int) -> int:
+        first = self.num_states
+        self.num_states += n
+        if (first ^ self.num_states) >> 12:
+            check_deadline()
+        return first
+
+    def add_edge(self, src: int, lo: int, hi: int, dst: int) -> None:
+        self.edges.append((src, lo, hi, dst))
+
+    def add_eps(self, src: int, dst: int) -> None:
+        self.eps.append((src, dst))
+
+    def mark_empty(self) -> None:
+        self.empty = True
+
+
+class _DirectNfa:
+    """Emitter target writing straight into a ByteNFA (for fragments too big to cache)."""
+
+    def __init__(self, nfa: ByteNFA) -> None:
+        self.nfa = nfa
+        self.new_states = nfa.new_states
+
+    def add_edge(self, src: int, lo: int, hi: int, dst: int) -> None:
+        self.nfa.edges[src].append((lo, hi, dst))
+
+    def add_eps(self, src: int, dst: int) -> None:
+        self.nfa.eps[src].append(dst)
+
+    def mark_empty(self) -> None:
+        self.nfa.all_live = False
+
+
+def _emit(node: RegexNode, out: Any) -> tuple[int, int]:
+    """Thompson construction of ``node`` into ``out``; returns its (entry, exit) states."""
+    kind = node[0]
+    if kind == "c":
+        entry = out.new_states(1)
+        return entry, _emit_class(node[1], out, entry)
+    if kind == "s":
+        if not node[1]:
+            state = out.new_states(1)
+            return state, state
+        start, cur = _emit(node[1][0], out)
+        for item in node[1][1:]:
+            cur = _emit_after(item, out, cur)
+        return start, cur
+    if kind == "a":
+        start = out.new_states(1)
+        end = out.new_states(1)
+        for item in node[1]:
+            s, e = _emit(item, out)
+            out.add_eps(start, s)
+            out.add_eps(e, end)
+        return start, end
+    item, low, high = node[1], node[2], node[3]
+    start = cur = out.new_states(1)
+    for _ in range(low):
+        cur = _emit_after(item, out, cur)
+    end = out.new_states(1)
+    out.add_eps(cur, end)
+    if high is None:
+        e = _emit_after(item, out, cur)
+        out.add_eps(e, cur)
+    else:
+        for _ in range(high - low):
+            cur = _emit_after(item, out, cur)
+            out.add_eps(cur, end)
+    return start, end
+
+
+def _emit_after(node: RegexNode, out: Any, cur: int) -> int:
+    """Emit ``node`` to start at state ``cur`` (an exit with no outgoing transitions, or one
+    whose other transitions may follow it); returns the new exit.
+
+    A class takes ``cur`` itself as its entry (its entry has no incoming transitions, so the
+    merge adds no paths); anything else is linked by an epsilon edge.
+    """
+    if node[0] == "c":
+        return _emit_class(node[1], out, cur)
+    s, e = _emit(node, out)
+    out.add_eps(cur, s)
+    return e
+
+
+def _emit_class(ranges: tuple[tuple[int, int], ...], out: Any, entry: int) -> int:
+    """The byte paths of a class from the existing state ``entry``; returns the exit state."""
+    plan = _class_plan(ranges)
+    base = out.new_states(plan.size - 1) - 1  # local state i > 0 is base + i
+    for src, lo, hi, dst in plan.edges:
+        out.add_edge(entry if src == 0 else base + src, lo, hi, base + dst)
+    if plan.empty:
+        out.mark_empty()
+    return base + 1
+
+
+@lru_cache(maxsize=4096)
+def _regex_size(pattern: str, case_insensitive: bool) -> int:
+    return regex_states(parse_regex(pattern, case_insensitive))
+
+
+@lru_cache(maxsize=4096)
+def _regex_fragment(pattern: str, case_insensitive: bool) -> tuple[Any, ...]:
+    """A small regex's fragment over local ids: (size, edges, eps, entry, exit, empty)."""
+    local = _LocalNfa()
+    start, end = _emit(parse_regex(pattern, case_insensitive), local)
+    return local.num_states, tuple(local.edges), tuple(local.eps), start, end, local.empty
+
+
+def _ensure_room(nfa: ByteNFA, size: int) -> None:
+    if nfa.num_states + size > nfa.max_states:
+        raise LimitExceeded(
+            f"the byte NFA exceeds {nfa.max_states} states (it would need {nfa.num_states + size})",
+            hint="simplify the grammar (large bounded repeats unroll), or raise the limit",
+        )
 
 
 class NfaBuilder:
@@ -185,6 +317,74 @@ class NfaBuilder:
         if self.nfa.num_states == 0:
             self.nfa.all_live = True  # until a fragment with an empty language is built
         self._active: list[str] = []
+        self._sizes: dict[int, tuple[Expr, int]] = {}  # id -> (node kept alive, states)
+        self._rule_sizes: dict[str, int] = {}
+
+    def states(self, expr: Expr) -> int:
+        """How many NFA states ``build(expr)`` adds, without building anything.
+
+        Memoised per node (and per rule), so it is linear in the distinct nodes even where the
+        IR shares sub-expressions and the NFA (which inlines them) is exponentially larger.
+
+        Raises:
+            UnsupportedFeature: a check or a recursive rule (as ``build`` would).
+        """
+        memo = self._sizes
+        hit = memo.get(id(expr))
+        if hit is not None:
+            return hit[1]
+        if isinstance(expr, Lit):
+            n = len(expr.value) + 1
+        elif isinstance(expr, Regex):
+            n = _regex_size(expr.pattern, expr.case_insensitive)
+        elif isinstance(expr, Seq):
+            n = sum(self.states(item) for item in expr.items)
+        elif isinstance(expr, Alt):
+            n = 2 + sum(self.states(item) for item in expr.items)
+        elif isinstance(expr, Repeat):
+            if expr.min < 0 or (expr.max is not None and expr.max < expr.min):
+                raise InvalidGrammar(f"invalid repeat bounds {{{expr.min},{expr.max}}}")
+            item = self.states(expr.item)
+            extra = item if expr.max is None else (expr.max - expr.min) * item
+            n = 2 + expr.min * item + extra
+        elif isinstance(expr, Ref):
+            n = self._rule_states(expr)
+        elif isinstance(expr, Check):
+            raise UnsupportedFeature(
+                "a semantic check cannot be part of a regular automaton",
+                keyword=expr.predicate.describe(),
+                hint="grammars with checks compile with the CFG engine",
+            )
+        else:
+            raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
+        memo[id(expr)] = (expr, n)
+        return n
+
+    def _rule_states(self, expr: Ref) -> int:
+        known = self._rule_sizes.get(expr.name)
+        if known is not None:
+            return known
+        if expr.name not in self.rules:
+            raise InvalidGrammar(f"undefined rule {expr.name!r}", keyword=expr.name)
+        if expr.name in self._active:
+            cycle = " -> ".join([*self._active[self._active.index(expr.name) :], expr.name])
+            raise UnsupportedFeature(
+                f"recursive rule ({cycle}) is not regular",
+                keyword=expr.name,
+                hint="recursive grammars need the CFG engine",
+            )
+        self._active.append(expr.name)
+        try:
+            n = self.states(self.rules[expr.name])
+        finally:
+            self._active.pop()
+        self._rule_sizes[expr.name] = n
+        return n
+
+    def build_checked(self, expr: Expr) -> tuple[int, int]:
+        """``build``, after checking that the NFA's ``max_states`` leaves room for it."""
+        _ensure_room(self.nfa, self.states(expr))
+        return self.build(expr)
 
     def build(self, expr: Expr) -> tuple[int, int]:
         """Add a fragment for ``expr``; return its (entry, exit) states."""
@@ -227,19 +427,21 @@ class NfaBuilder:
         raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
 
     def _build_regex(self, expr: Regex) -> tuple[int, int]:
-        cfsm = _regex_to_char_fsm(expr.pattern, expr.case_insensitive)
         nfa = self.nfa
-        if cfsm.empty:
+        size = _regex_size(expr.pattern, expr.case_insensitive)
+        _ensure_room(nfa, size)
+        if size > _CACHED_FRAGMENT_STATES:
+            return _emit(parse_regex(expr.pattern, expr.case_insensitive), _DirectNfa(nfa))
+        size, edges, eps, start, end, empty = _regex_fragment(expr.pattern, expr.case_insensitive)
+        if empty:
             nfa.all_live = False
-        size, edges, finals = _fragment(cfsm)
         base = nfa.new_states(size)
-        out, eps = nfa.edges, nfa.eps
+        out, out_eps = nfa.edges, nfa.eps
         for src, lo, hi, dst in edges:
             out[base + src].append((lo, hi, base + dst))
-        end = base + size - 1
-        for f in finals:
-            eps[base + f].append(end)
-        return base + cfsm.initial, end
+        for src, dst in eps:
+            out_eps[base + src].append(base + dst)
+        return base + start, base + end
 
     def _build_repeat(self, expr: Repeat) -> tuple[int, int]:
         nfa = self.nfa
@@ -286,51 +488,45 @@ def grammar_to_nfa(
 ) -> tuple[ByteNFA, int]:
     """The NFA of a regular (non-recursive) grammar; returns it and its initial state."""
     builder = NfaBuilder(grammar, ByteNFA(max_states=max_states))
-    start, end = builder.build(Ref(grammar.start))
+    start, end = builder.build_checked(Ref(grammar.start))
     builder.nfa.accept[end] = 0
     return builder.nfa, start
 
 
 def is_recursive(grammar: Grammar) -> bool:
-    """Whether the grammar needs the CFG engine: a rule reaches itself, or a check is used."""
+    """Whether the grammar needs the CFG engine: a rule reaches itself, or a check is used.
+
+    Linear in the grammar's distinct nodes (shared sub-expressions are visited once).
+    """
     rules = grammar.rule_map
-    refs: dict[str, set[str]] = {name: set() for name in rules}
-
-    def collect(expr: Expr, into: set[str]) -> None:
-        if isinstance(expr, Ref):
-            into.add(expr.name)
-        elif isinstance(expr, (Seq, Alt)):
-            for item in expr.items:
-                collect(item, into)
-        elif isinstance(expr, Repeat):
-            collect(expr.item, into)
-
-    def has_check(expr: Expr) -> bool:
-        if isinstance(expr, Check):
-            return True
-        if isinstance(expr, (Seq, Alt)):
-            return any(has_check(e) for e in expr.items)
-        if isinstance(expr, Repeat):
-            return has_check(expr.item)
-        return False
-
-    if any(has_check(expr) for _, expr in grammar.rules):
-        return True  # checks need the CFG engine, like recursion
+    refs: dict[str, set[str]] = {}
     for name, expr in rules.items():
-        collect(expr, refs[name])
-    state: dict[str, int] = {}
-
-    def visit(name: str) -> bool:
-        state[name] = 1
-        for nxt in refs.get(name, ()):
-            if state.get(nxt) == 1:
-                return True
-            if nxt not in state and nxt in refs and visit(nxt):
-                return True
-        state[name] = 2
-        return False
-
-    return any(name not in state and visit(name) for name in rules)
+        out: set[str] = set()
+        for node in distinct_nodes(expr):
+            if isinstance(node, Check):
+                return True  # checks need the CFG engine, like recursion
+            if isinstance(node, Ref):
+                out.add(node.name)
+        refs[name] = out
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in rules:
+        if root in state:
+            continue
+        state[root] = 1
+        work = [(root, iter(refs[root]))]
+        while work:
+            name, successors = work[-1]
+            for nxt in successors:
+                if state.get(nxt) == 1:
+                    return True
+                if nxt not in state and nxt in refs:
+                    state[nxt] = 1
+                    work.append((nxt, iter(refs[nxt])))
+                    break
+            else:
+                state[name] = 2
+                work.pop()
+    return False
 
 
 __all__ = ["compile_deadline", "ByteNFA", "NfaBuilder", "grammar_to_nfa", "is_recursive"]

@@ -226,8 +226,98 @@ class Grammar:
         return dict(self.rules)
 
     def fingerprint(self) -> str:
-        """A content hash (hex) of the rules and start symbol, stable across processes."""
-        return hashlib.sha256(repr((self.start, self.rules)).encode("utf-8")).hexdigest()
+        """A content hash (hex) of the rules and start symbol, stable across processes.
+
+        Linear in the number of distinct expression objects: front ends share sub-expressions
+        (a schema's ``items`` appears twice in its array rule), so the rules form a DAG whose
+        tree expansion can be exponentially larger; each shared node is hashed once.
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            digester = ExprDigester()
+            h = hashlib.sha256(b"grammar\0")
+            h.update(repr(self.start).encode("utf-8"))
+            for name, expr in self.rules:
+                h.update(repr(name).encode("utf-8"))
+                h.update(digester.digest(expr))
+            cached = h.hexdigest()
+            self.__dict__["_fingerprint"] = cached  # frozen: cache without __setattr__
+        return str(cached)
+
+
+class ExprDigester:
+    """Content digests of IR expressions, memoised by node identity (linear on shared DAGs).
+
+    Equal expressions get equal digests, in any process. The memo keeps the nodes it has seen
+    alive, so an id is never reused while the digester lives.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[int, tuple[Expr, bytes]] = {}
+
+    def digest(self, expr: Expr) -> bytes:
+        """The 32-byte digest of ``expr`` (iterative: deep nesting needs no recursion)."""
+        memo = self._memo
+        hit = memo.get(id(expr))
+        if hit is not None:
+            return hit[1]
+        stack: list[tuple[Expr, bool]] = [(expr, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in memo:
+                continue
+            children = _children(node)
+            if not expanded and children:
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if id(c) not in memo)
+                continue
+            memo[id(node)] = (node, self._node_digest(node))
+        return memo[id(expr)][1]
+
+    def _node_digest(self, node: Expr) -> bytes:
+        memo = self._memo
+        if isinstance(node, Lit):
+            parts: tuple[Any, ...] = ("Lit", node.value)
+        elif isinstance(node, Regex):
+            parts = ("Regex", node.pattern, node.case_insensitive)
+        elif isinstance(node, Ref):
+            parts = ("Ref", node.name)
+        elif isinstance(node, (Seq, Alt)):
+            parts = (type(node).__name__, *(memo[id(c)][1] for c in node.items))
+        elif isinstance(node, Repeat):
+            parts = ("Repeat", memo[id(node.item)][1], node.min, node.max)
+        elif isinstance(node, Check):
+            parts = ("Check", memo[id(node.item)][1], repr(node.predicate))
+        else:
+            raise TypeError(f"Invalid IR node: expected an Expr, got {type(node).__name__}")
+        return hashlib.sha256(repr(parts).encode("utf-8")).digest()
+
+
+def distinct_nodes(*roots: Expr) -> list[Expr]:
+    """Every node reachable from ``roots`` (not through ``Ref``), each object once.
+
+    Linear in the distinct objects, where a recursive walk would visit a shared sub-expression
+    once per path to it (exponentially often in nested schemas).
+    """
+    seen: set[int] = set()
+    out: list[Expr] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        out.append(node)
+        stack.extend(_children(node))
+    return out
+
+
+def _children(node: Expr) -> tuple[Expr, ...]:
+    if isinstance(node, (Seq, Alt)):
+        return node.items
+    if isinstance(node, (Repeat, Check)):
+        return (node.item,)
+    return ()
 
 
 __all__ = [
@@ -235,6 +325,8 @@ __all__ = [
     "Alt",
     "Check",
     "Expr",
+    "ExprDigester",
+    "distinct_nodes",
     "Grammar",
     "KeywordStatus",
     "Lit",

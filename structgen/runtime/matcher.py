@@ -10,6 +10,7 @@ accepts nothing more (its mask allows nothing).
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,53 @@ if TYPE_CHECKING:
 
     from structgen.compiler import CompiledGrammar
 
-_TERMINATED: Any = object()  # marker state pushed when EOS is consumed
+
+class _Terminated:
+    """The state after EOS. A singleton that pickles by reference, so ``state is _TERMINATED``
+    still holds in an unpickled matcher."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "_TERMINATED"
+
+    def __repr__(self) -> str:
+        return "<terminated>"
+
+
+_TERMINATED: Any = _Terminated()  # marker state pushed when EOS is consumed
+
+
+def _token_id(value: Any, what: str = "token id") -> int:
+    """``value`` as an int token id: an int, a numpy integer or anything integral with
+    ``__index__`` (a 0-d integer tensor). Bools and floats are API misuse (``True`` must not
+    act as token 1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    dtype = str(getattr(value, "dtype", ""))
+    if not isinstance(value, (bool, np.bool_)) and "bool" not in dtype:
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise ConfigurationError(
+        f"Invalid {what}: expected an int (or numpy integer), got {type(value).__name__} {value!r}",
+        hint="pass token ids as ints",
+    )
+
+
+def _token_ids(values: Any) -> list[int]:
+    """A sequence of token ids as ints, every element checked before anything is consumed."""
+    if isinstance(values, (str, bytes, bytearray)) or not hasattr(values, "__iter__"):
+        raise ConfigurationError(
+            f"Invalid token_ids: expected a sequence of ints, got {type(values).__name__}",
+            hint="pass a list (or 1-D array) of token ids",
+        )
+    if isinstance(values, np.ndarray) and values.ndim != 1:
+        raise ConfigurationError(
+            f"Invalid token_ids: expected a 1-D sequence, got an array of shape {values.shape}"
+        )
+    return [_token_id(v, f"token id at index {i}") for i, v in enumerate(values)]
 
 
 class Matcher:
@@ -36,6 +83,8 @@ class Matcher:
     __slots__ = ("_compiled", "_index", "_history", "_state", "_max_rollback", "last_error")
 
     def __init__(self, compiled: CompiledGrammar, *, max_rollback: int | None = None) -> None:
+        if max_rollback is not None:
+            max_rollback = _token_id(max_rollback, "max_rollback")
         if max_rollback is not None and max_rollback < 0:
             raise ConfigurationError(
                 f"Invalid max_rollback: expected None or >= 0, got {max_rollback}"
@@ -68,8 +117,13 @@ class Matcher:
         return nxt, None
 
     def consume_token(self, token_id: int) -> bool:
-        """Advance by one token. Returns False (state unchanged) if the grammar rejects it."""
-        nxt, err = self._next_state(self._state, int(token_id))
+        """Advance by one token. Returns False (state unchanged) if the grammar rejects it
+        (an id outside the vocabulary included).
+
+        Raises:
+            ConfigurationError: ``token_id`` is not an int or numpy integer (a bool, a float).
+        """
+        nxt, err = self._next_state(self._state, _token_id(token_id))
         if err is not None:
             self.last_error = err
             return False
@@ -79,20 +133,30 @@ class Matcher:
         return True
 
     def consume_tokens(self, token_ids: list[int]) -> int:
-        """Consume tokens until the first rejected one; return how many were consumed."""
-        for i, tid in enumerate(token_ids):
+        """Consume tokens until the first rejected one; return how many were consumed.
+
+        Raises:
+            ConfigurationError: an element is not an int (checked before anything is consumed).
+        """
+        ids = _token_ids(token_ids)
+        for i, tid in enumerate(ids):
             if not self.consume_token(tid):
                 return i
-        return len(token_ids)
+        return len(ids)
 
     def validate_tokens(self, token_ids: list[int]) -> int:
-        """Length of the longest prefix of ``token_ids`` the grammar accepts. No state change."""
+        """Length of the longest prefix of ``token_ids`` the grammar accepts. No state change.
+
+        Raises:
+            ConfigurationError: an element is not an int.
+        """
+        ids = _token_ids(token_ids)
         state = self._state
-        for i, tid in enumerate(token_ids):
-            state, err = self._next_state(state, int(tid))
+        for i, tid in enumerate(ids):
+            state, err = self._next_state(state, tid)
             if err is not None:
                 return i
-        return len(token_ids)
+        return len(ids)
 
     def consume_bytes(self, data: bytes) -> bool:
         """Advance by raw bytes (counts as one history entry). False if rejected."""
@@ -112,8 +176,10 @@ class Matcher:
         """Undo the last ``num_tokens`` consumed tokens.
 
         Raises:
-            ValueError: more tokens than the rollback history holds.
+            ConfigurationError: a negative count, more tokens than the rollback history holds,
+                or a count that is not an int.
         """
+        num_tokens = _token_id(num_tokens, "rollback count")
         if num_tokens < 0 or num_tokens > len(self._history):
             raise ConfigurationError(
                 f"Invalid rollback: expected 0 <= num_tokens <= {len(self._history)} "

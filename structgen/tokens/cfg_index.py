@@ -109,6 +109,13 @@ class CfgTokenIndex:
             self._trie = trie_for(self.vocab)
         return self._trie
 
+    @property
+    def trie_extras(self) -> _TrieExtras:
+        """Per-trie arrays for subtree walks (children ranges, token nodes)."""
+        if self._extras is None:
+            self._extras = _extras_for(self.trie)
+        return self._extras
+
     # -------------------------------------------------------------- state queries
 
     def initial_state(self) -> ChartState:
