@@ -6,8 +6,8 @@ parses into a value ``jsonschema`` accepts.
 
 How values are judged (what "exact" means here):
     * An integer spelling (``-?(0|[1-9][0-9]*)``) parses to a Python ``int``, compared exactly with
-      the bounds. ``json.loads`` refuses integers of more than ``MAX_INTEGER_DIGITS`` digits
-      (Python's int-string limit), so those are never accepted.
+      the bounds. (``json.loads`` refuses integers of more than 4,300 digits: see
+      ``MAX_INTEGER_DIGITS`` for why that is not enforced.)
     * A spelling with a fraction or an exponent parses to the correctly rounded ``float``
       (overflowing to ``inf``), which is compared exactly with the bounds. Rounding is monotone,
       so the set of real values whose float satisfies the bounds is an interval whose ends are
@@ -22,7 +22,8 @@ Deliberate simplifications (each rejects some valid spellings, never accepts an 
       ``1.5e3`` and ``0e0``, not ``15e2`` or ``0.15e4``. Whether ``d...d.d...d e N`` is in range
       compares the count of digits with the exponent's value, which no finite automaton does;
       with one leading digit it is a comparison per exponent.
-    * ``multipleOf``: see ``multiple_of_expr``.
+    * Spellings agreeing with a rounding boundary in ``MAX_CHAIN_DIGITS`` digits (see there).
+    * ``multipleOf``: see ``number_language``.
 
 Construction: every comparison is a chain along the digits of a bound ("equal so far", then
 leave below, above or stop), built as IR one level per digit (at most ``MAX_CHAIN_DIGITS``), so
@@ -31,6 +32,7 @@ the size is linear in the number of digits and the few distinct regexes recur.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,8 +40,11 @@ from fractions import Fraction
 
 from structgen.grammar.ir import EMPTY, Expr, Regex, alt, lit, seq
 
-MAX_INTEGER_DIGITS = 4300
-"""``json.loads`` refuses integer spellings with more digits (``sys.int_info``'s default limit)."""
+MAX_INTEGER_DIGITS: int | None = None
+"""A cap on the digits of integer spellings (``None``: none). ``json.loads`` refuses integers of
+more than 4,300 digits (``sys.int_info``'s default limit), but a cap of 4,300 unrolls into as
+many automaton states (about 40 ms more to compile each bounded number), and the unbounded
+``integer``/``number`` patterns accept such spellings too; so like them, none is applied."""
 
 _BLOCK = 32
 """Digits per nested block of a chain (the IR's nesting depth; builders recurse on it)."""
@@ -50,12 +55,14 @@ _FIXED_BLOCK = 16
 MAX_INTEGER_CHAIN_DIGITS = 400
 """Integer bounds are compared over this many digits (a float bound has at most 309)."""
 
-MAX_CHAIN_DIGITS = 80
+MAX_CHAIN_DIGITS = 40
 """A spelling is compared with a bound over at most this many digits (per digit string): one that
 agrees with the bound in all of them is rejected. Only rounding boundaries are longer (midpoints
-between doubles: 54 digits past the point for 1.0, 1,075 for the one next to 0.0), so this rejects
-only spellings within about 1e-80 of such a midpoint, e.g. ``-0.`` followed by more than 80 zeros
-under ``minimum: 0`` (it reads as ``-0.0``). Each digit costs NFA states at compile time."""
+between doubles: 53 digits past the point for 1.0, 1,075 for the one next to 0.0), so this rejects
+only spellings that agree with such a midpoint in 40 digits, e.g. ``1.00000000000000011102230246``
+``25156540423631`` followed by more digits under ``maximum: 1``, or ``-0.`` followed by more than
+40 zeros under ``minimum: 0`` (it reads as ``-0.0``). Each digit costs NFA states at compile
+time, and ``minimum: 0`` is the commonest bound there is."""
 
 _OVERFLOW = Fraction(2) ** 1024 - Fraction(2) ** 970
 """Reals at or beyond this magnitude read as ``inf`` (the midpoint past the largest double)."""
@@ -186,6 +193,9 @@ def floor_log10(value: Fraction) -> int:
 def _frac_at_most(bound: str, closed: bool, nonempty: bool) -> Expr | None:
     """Fraction digits ``f`` (compared as values: trailing zeros do not count) with
     ``f <= bound`` (``<`` unless ``closed``); ``bound`` has no trailing zeros."""
+    if len(bound) > MAX_CHAIN_DIGITS:  # cut (see ``_chain``): the equal path is dropped anyway
+        bound, closed = bound[:MAX_CHAIN_DIGITS], False
+        return _chain(bound, _at_most_exits(bound, nonempty), None)
     exits = []
     for i, ch in enumerate(bound):
         options = [] if ch == "0" else [_digits(0, int(ch) - 1) + "[0-9]*"]
@@ -198,8 +208,22 @@ def _frac_at_most(bound: str, closed: bool, nonempty: bool) -> Expr | None:
     return _chain(bound, exits, final)
 
 
+def _at_most_exits(bound: str, nonempty: bool) -> list[list[str]]:
+    exits = []
+    for i, ch in enumerate(bound):
+        options = [] if ch == "0" else [_digits(0, int(ch) - 1) + "[0-9]*"]
+        if i > 0 or not nonempty:
+            options.append("")
+        exits.append(options)
+    return exits
+
+
 def _frac_at_least(bound: str, closed: bool, nonempty: bool) -> Expr | None:
     """Fraction digits ``f`` with ``f >= bound`` (``>`` unless ``closed``), as values."""
+    if len(bound) > MAX_CHAIN_DIGITS:
+        bound = bound[:MAX_CHAIN_DIGITS]
+        exits = [[] if ch == "9" else [_digits(int(ch) + 1, 9) + "[0-9]*"] for ch in bound]
+        return _chain(bound, exits, None)
     exits = [[] if ch == "9" else [_digits(int(ch) + 1, 9) + "[0-9]*"] for ch in bound]
     if closed:
         final = Regex("[0-9]+" if nonempty and not bound else "[0-9]*")
@@ -640,6 +664,7 @@ def integer_spellings(low: int | None, high: int | None) -> Expr | None:
     return _alt(*parts)
 
 
+@functools.lru_cache(maxsize=256)  # pure, and the IR is immutable: schemas repeat their bounds
 def number_range_expr(bounds: Bounds, *, exponents: bool = True) -> Expr | None:
     """IR for the JSON number spellings whose ``json.loads`` value satisfies ``bounds`` (see the
     module docstring for the spellings); ``None`` if there are none.
@@ -771,9 +796,8 @@ def _multiples_side(k: int, a: int, b: int | None) -> tuple[Expr | None, bool]:
                 parts.append(_seq(lit(str(q_hi)), _trie([p for p in pads if int(p) <= r_hi])))
                 inner_hi = q_hi - 1
             if inner_hi is None or inner_lo <= inner_hi:
-                parts.append(
-                    _seq(natural_range(inner_lo, inner_hi, MAX_INTEGER_DIGITS - t), _trie(pads))
-                )
+                digits = None if MAX_INTEGER_DIGITS is None else MAX_INTEGER_DIGITS - t
+                parts.append(_seq(natural_range(inner_lo, inner_hi, digits), _trie(pads)))
     return _alt(*parts), True
 
 
@@ -787,6 +811,7 @@ def _power_of_ten_multiple(k: int) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=256)
 def integer_multiples(k: int, low: int | None, high: int | None) -> tuple[Expr | None, bool]:
     """``-?(0|[1-9][0-9]*)`` spellings of the multiples of ``k >= 1`` in ``[low, high]``
     (``-0`` where 0 is in range), and whether exact (else a prefix-safe superset: a side that is
