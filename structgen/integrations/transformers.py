@@ -2,9 +2,18 @@
 
 One matcher per sequence. Rather than trusting that batch rows keep their identity between steps
 (beam search reorders them), each row's matcher is found by the tokens the row has generated so
-far: the processor remembers the matchers of the previous step by generated suffix, copies the
-parent's and commits the newest token. So greedy search, sampling, beam search, batches and
-``num_return_sequences`` all work without knowing the generation mode.
+far: the processor remembers the matchers of recent calls by generated suffix, copies the
+longest remembered prefix's (normally the parent, one token shorter) and commits the tokens
+after it. So greedy search, sampling, beam search, batches, ``num_return_sequences`` and
+assisted generation all work without knowing the generation mode.
+
+Assisted generation (``assistant_model=``, ``prompt_lookup_num_tokens=``): transformers calls
+the processor on every prefix of the candidate sequence, and the candidate generators use it too
+(the assistant's own ``generate``, and prompt look-up's check that cuts candidates at the first
+forbidden token), so candidates are valid and the target's scores at every verified position
+are masked by the grammar state after the tokens before it. Greedy assisted generation thus
+picks the same tokens as greedy search with the processor; sampling with an assistant model
+applies the ``min(1, p/q)`` rule to masked ``p`` and ``q`` and keeps the masked distribution.
 
 Modes:
     ``"mask"`` (default): every step sets disallowed scores to ``-inf``. Exact for every
@@ -61,6 +70,24 @@ class StructgenLogitsProcessor:
         """Forget all sequences; the next call starts new generations."""
         self._prompt_len: int | None = None
         self._matchers: dict[tuple[int, tuple[int, ...]], Matcher] = {}
+        self._by_length: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+        self._longest = 0
+
+    _WINDOW = 256
+    """Matchers of suffixes this many tokens shorter than the longest seen are forgotten
+    (assisted generation returns to a prefix at most its draft length back)."""
+
+    def _remember(self, key: tuple[int, tuple[int, ...]], matcher: Matcher) -> None:
+        if key in self._matchers:
+            return
+        self._matchers[key] = matcher
+        length = len(key[1])
+        self._by_length.setdefault(length, []).append(key)
+        if length > self._longest:
+            self._longest = length
+            for old in [n for n in self._by_length if n < length - self._WINDOW]:
+                for k in self._by_length.pop(old):
+                    self._matchers.pop(k, None)
 
     def _grammar_for_row(self, row: int, batch: int) -> CompiledGrammar:
         if isinstance(self.compiled, CompiledGrammar):
@@ -78,7 +105,7 @@ class StructgenLogitsProcessor:
         return row // (batch // len(self.compiled))
 
     def _matcher_for(self, row: int, ids: list[int], batch: int) -> Matcher:
-        """The matcher after this row's generated tokens, derived from the previous step."""
+        """The matcher after this row's generated tokens, derived from a remembered prefix."""
         assert self._prompt_len is not None
         suffix = tuple(ids[self._prompt_len :])
         group = self._group_of_row(row, batch)
@@ -89,7 +116,12 @@ class StructgenLogitsProcessor:
         if not suffix:
             matcher = self._grammar_for_row(row, batch).matcher(max_rollback=0)
         else:
-            parent = self._matchers.get((group, suffix[:-1]))
+            parent = None
+            back = 0
+            for back in range(1, min(len(suffix), self._WINDOW) + 1):
+                parent = self._matchers.get((group, suffix[:-back]))
+                if parent is not None:
+                    break
             if parent is None:  # a row we have not seen (e.g. reset() was not called)
                 raise ConfigurationError(
                     "Invalid call: a row's earlier tokens were never seen by this processor",
@@ -98,12 +130,15 @@ class StructgenLogitsProcessor:
             if parent.is_terminated():  # tokens after EOS are padding
                 return parent
             matcher = parent.copy()
-            if not matcher.consume_token(suffix[-1]):
-                prefix = self._decode(list(suffix))
-                raise ConstraintViolation(
-                    f"row {row} contains a token the grammar rejects ({matcher.last_error}); "
-                    f"generated so far: {prefix!r}"
-                )
+            for token in suffix[len(suffix) - back :]:
+                if not matcher.consume_token(token):
+                    prefix = self._decode(list(suffix))
+                    raise ConstraintViolation(
+                        f"row {row} contains a token the grammar rejects ({matcher.last_error}); "
+                        f"generated so far: {prefix!r}"
+                    )
+                if matcher.is_terminated():  # tokens after EOS are padding
+                    break
         return matcher
 
     def _decode(self, tokens: list[int]) -> str:
@@ -128,13 +163,11 @@ class StructgenLogitsProcessor:
             self._prompt_len = input_ids.shape[1]
         out = scores if self.inplace else scores.clone()
         rows = input_ids.tolist()
-        current: dict[tuple[int, tuple[int, ...]], Matcher] = {}
         bitmasks = []
         for row in range(batch):
             matcher = self._matcher_for(row, rows[row], batch)
-            current[(self._group_of_row(row, batch), tuple(rows[row][self._prompt_len :]))] = (
-                matcher
-            )
+            key = (self._group_of_row(row, batch), tuple(rows[row][self._prompt_len :]))
+            self._remember(key, matcher)
             if matcher.is_terminated():
                 # the row already ended (EOS); HF pads it, keep the pad/EOS token possible
                 bitmasks.append(None)
@@ -144,7 +177,6 @@ class StructgenLogitsProcessor:
                 bitmasks.append(None)
             else:
                 bitmasks.append(torch.from_numpy(matcher.next_token_bitmask_np()))
-        self._matchers = current
         for row, words in enumerate(bitmasks):
             if words is not None:
                 apply_token_bitmask_inplace(out[row], words)
