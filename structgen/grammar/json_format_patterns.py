@@ -134,6 +134,8 @@ class FormatBody:
 
 
 _ANY = Regex(f"(?:{STRING_CHAR})")
+_MERGE_UP_TO = 600
+"""Regexes of adjacent characters are merged up to about this many pattern characters."""
 
 
 class _Parser:
@@ -171,7 +173,17 @@ class _Parser:
         low, high = 0, 0
         while self._peek() not in ("", "|", ")"):
             expr, a, b = self._quantified()
-            items.append(expr)
+            if (
+                isinstance(expr, Regex)
+                and items
+                and isinstance(items[-1], Regex)
+                and len(items[-1].pattern) < _MERGE_UP_TO
+            ):
+                # adjacent characters as one regex: fewer IR nodes for every walk over the
+                # grammar (each merged pattern is parsed once per process and its NFA reused)
+                items[-1] = Regex(items[-1].pattern + expr.pattern)
+            else:
+                items.append(expr)
             low += a
             high = None if high is None or b is None else high + b  # type: ignore[assignment]
         return (seq(*items) if items else EMPTY), low, high
@@ -194,6 +206,9 @@ class _Parser:
         else:
             return expr, low, high
         total_high = None if hi is None or high is None else high * hi
+        if isinstance(expr, Regex) and len(expr.pattern) < _MERGE_UP_TO:
+            count = f"{{{lo},{'' if hi is None else hi}}}"
+            return Regex(f"(?:{expr.pattern}){count}"), low * lo, total_high
         return Repeat(expr, lo, hi), low * lo, total_high
 
     def _atom(self) -> tuple[Expr, int, int | None]:
