@@ -103,7 +103,8 @@ def sample_tokens(  # noqa: PLR0913
         params: the warps (temperature > 0).
         max_new_tokens: the length cap T.
         generator: random source.
-        particles: SMC particles per run (default: all ``n`` in one run).
+        particles: SMC particles per run (default: ``min(n, 64)``); ``n`` samples take
+            ⌈n/particles⌉ independent runs (the last one smaller), whose weights share a scale.
         ess_threshold: SMC resampling threshold (fraction of the particle count).
         resampling: SMC resampling scheme.
         check: ASAp/CARS learning mode, ``"mask"`` or ``"awrs"``.
@@ -136,7 +137,7 @@ def sample_tokens(  # noqa: PLR0913
     used_trie: PrefixTrie | None = None
     if sampler in ("smc", "masked", "awrs"):
         if sampler == "smc":
-            size = particles if particles is not None else n
+            size = particles if particles is not None else min(n, 64)
             threshold = ess_threshold
         else:
             size, threshold = batch_size, 0.0
@@ -149,7 +150,7 @@ def sample_tokens(  # noqa: PLR0913
                 lm,
                 compiled,
                 prompt,
-                min(size, n - len(draws)) if sampler != "smc" else size,
+                min(size, n - len(draws)),
                 proposal=proposal,
                 ess_threshold=threshold,
                 resampling=resampling,
@@ -157,7 +158,6 @@ def sample_tokens(  # noqa: PLR0913
                 **common,  # type: ignore[arg-type]
             )
             draws.extend(run.draws)
-        draws = draws[:n] if sampler != "smc" else draws
         log_ml = log_mean_exp(np.array([_lw(d) for d in draws]))
     elif sampler == "imh":
         draws = imh(

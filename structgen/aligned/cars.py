@@ -14,10 +14,11 @@ attempt is handled so that the identity still holds:
 - a token drawn and refuted by a single check (``check="awrs"``) ends the attempt: that draw was
   the rejection event itself; it is recorded with Phi = 0 for later attempts;
 - a node whose full mask is recorded on arrival (``check="mask"`` at every new node; both modes
-  at the length cap and where the grammar forces the text, ``base.grammar_forces``) has a new bound Phi_new <= Phi_used, the value its parent drew it with; the
-  attempt continues with probability Phi_new/Phi_used (the mask is a function of the path, not of
-  the draws, so this thinning keeps the product telescoping: the parent's factor Phi_used cancels
-  against the thinning, and the node's own normaliser is Phi_new).
+  at the length cap and where the grammar forces the text, ``base.grammar_forces``) has a new
+  bound Phi_new <= Phi_used, the value its parent drew it with; the attempt continues with
+  probability Phi_new/Phi_used (the mask is a function of the path, not of the draws, so this
+  thinning keeps the product telescoping: the parent's factor Phi_used cancels against the
+  thinning, and the node's own normaliser is Phi_new).
 
 Acceptance rate = Phi(L_T)/Phi~(root), which rises as refuted subtrees are pruned; attempts walk
 the trie without forward passes wherever it holds the probabilities (mask mode, or memoised

@@ -17,7 +17,7 @@ independent-looking samples matter.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -28,7 +28,7 @@ from structgen.compiler import CompiledGrammar
 from structgen.errors import ConfigurationError
 from structgen.sampling.warp import SamplingParams
 
-__all__ = ["WeightMode", "imh"]
+__all__ = ["WeightMode", "imh", "iter_imh"]
 
 WeightMode = Literal["exact", "awrs"]
 
@@ -64,8 +64,47 @@ def imh(
     Raises:
         ConfigurationError: bad ``n``, ``burn_in``, ``thin`` or ``batch_size``.
     """
+    if n < 1:
+        raise ConfigurationError(f"Invalid n: expected >= 1, got {n}")
+    chain = iter_imh(
+        lm,
+        compiled,
+        prompt,
+        params=params,
+        max_tokens=max_tokens,
+        generator=generator,
+        burn_in=burn_in,
+        thin=thin,
+        batch_size=min(batch_size, burn_in + n * thin),
+        weights=weights,
+        stats=stats,
+    )
+    return [next(chain) for _ in range(n)]
+
+
+def iter_imh(
+    lm: LanguageModel,
+    compiled: CompiledGrammar,
+    prompt: Sequence[int],
+    *,
+    params: SamplingParams,
+    max_tokens: int,
+    generator: torch.Generator | None = None,
+    burn_in: int = 0,
+    thin: int = 1,
+    batch_size: int = 32,
+    weights: WeightMode = "exact",
+    stats: AlignedStats | None = None,
+) -> Iterator[Draw]:
+    """The chain's states, every ``thin`` steps after ``burn_in`` steps, without end.
+
+    Proposals are drawn ``batch_size`` at a time, so ``stats`` advances a batch at a time.
+
+    Raises:
+        ConfigurationError: bad ``burn_in``, ``thin`` or ``batch_size`` (on the first ``next``).
+    """
     check_params(params, max_tokens)
-    for name, value, low in (("n", n, 1), ("burn_in", burn_in, 0), ("thin", thin, 1)):
+    for name, value, low in (("burn_in", burn_in, 0), ("thin", thin, 1)):
         if value < low:
             raise ConfigurationError(f"Invalid {name}: expected >= {low}, got {value}")
     if batch_size < 1:
@@ -74,15 +113,12 @@ def imh(
     proposal = _proposal(weights)
     state: Draw | None = None
     steps = 0
-    out: list[Draw] = []
-    while len(out) < n:
-        need = burn_in + n * thin - steps if state is not None else burn_in + n * thin
-        batch = max(1, min(batch_size, need))
+    while True:
         run = run_particles(
             lm,
             compiled,
             prompt,
-            batch,
+            batch_size,
             params=params,
             max_tokens=max_tokens,
             generator=generator,
@@ -94,7 +130,7 @@ def imh(
             log_w = draw.log_weight if draw.log_weight is not None else -math.inf
             if state is None:
                 if log_w == -math.inf:
-                    continue
+                    continue  # no state yet: wait for a proposal inside the target
                 state = draw
                 stats.accepted += 1
             else:
@@ -104,6 +140,5 @@ def imh(
                     state = draw
                     stats.accepted += 1
             steps += 1
-            if steps > burn_in and (steps - burn_in) % thin == 0 and len(out) < n:
-                out.append(Draw(list(state.tokens), True, 0.0))
-    return out
+            if steps > burn_in and (steps - burn_in) % thin == 0:
+                yield Draw(list(state.tokens), True, 0.0)
