@@ -372,6 +372,7 @@ class TypeLowering(LoweringBase):
                 f"unsatisfiable: minLength {low} > maxLength {high}",
             )
         body = None
+        restricted = False  # a format grammar that leaves out some valid strings
         if "format" in active:
             name = schema["format"]
             if not isinstance(name, str):
@@ -379,7 +380,8 @@ class TypeLowering(LoweringBase):
             checker = format_checker(self.dialect).checkers.get(name)
             grammar = format_grammar(name) if checker is not None else None
             if grammar is not None and grammar_matches_checker(name, checker[0]):  # type: ignore[index]
-                body = (grammar.expr, grammar.min_length, grammar.max_length, not grammar.notes)
+                body = (grammar.expr, grammar.min_length, grammar.max_length, True)
+                restricted = bool(grammar.notes)
                 if grammar.notes:
                     restriction = "; ".join(grammar.notes)
                     self._note(ctx, "format", f"generation restriction: {restriction}")
@@ -423,9 +425,8 @@ class TypeLowering(LoweringBase):
         if body is not None:
             body_expr, body_low, body_high, exact = body
             if low or high is not None:
-                # a restricted format (exact False) still bounds the lengths the grammar accepts
                 implied = (
-                    (exact or "format" in active)
+                    exact
                     and body_low >= low
                     and (high is None or (body_high is not None and body_high <= high))
                 )
@@ -433,15 +434,25 @@ class TypeLowering(LoweringBase):
                     (high is not None and body_low > high)
                     or (body_high is not None and body_high < low)
                 )
-                if disjoint:
+                if disjoint and restricted:
+                    # the restricted grammar has none of these lengths, valid strings may:
+                    # the format goes back to a check, the lengths to the grammar
+                    self._refuse(
+                        ctx,
+                        "format",
+                        "the format's grammar (a subset) has no string of this length",
+                    )
+                    body = None
+                elif disjoint:
                     return self._never(ctx, "pattern/format and length bounds are disjoint")
-                if not implied:
+                elif not implied:
                     for key in ("minLength", "maxLength"):
                         if key in active:
                             self._refuse(
                                 ctx, key, f"{key} together with pattern/format is not supported yet"
                             )
-            return seq(lit('"'), self._share(body_expr, ctx, "fmt"), lit('"'))
+            if body is not None:
+                return seq(lit('"'), self._share(body_expr, ctx, "fmt"), lit('"'))
         low, high = self._unrolled(ctx, low, high, ("minLength", "maxLength"))
         if low or high is not None:
             return seq(lit('"'), Repeat(Regex(COUNTED_CHAR), low, high), lit('"'))
