@@ -1,9 +1,12 @@
 """Draft length: a fixed count, or adaptive (SpecDec++-style stopping).
 
 Adaptive rule. Each proposed token ``i`` of a draft has a predicted acceptance ``p_i``: the
-drafter's confidence when it gives one (a draft model's probability of its token), otherwise the
-running acceptance rate of its source (per token, given the tokens before it in the same proposal
-were accepted). The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
+drafter's confidence when it gives one (a draft model's probability of its token), otherwise an
+acceptance rate learned online for the token's *feature* (its source and a label the drafter
+gives, e.g. the kind and strength of a look-up match and the token's index in the proposal),
+counted over verified tokens whose predecessors in the draft were accepted. SpecDec++ trains a
+head to predict acceptance; this is the same stopping rule with a lookup table learned as
+decoding goes. The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
 which is also the expected gain, in tokens, of drafting token ``i``. Its cost is one more
 position in the verification pass. With a pass costing ``a + b * n`` seconds for ``n``
 positions (fitted online from the loop's own timings), token ``i`` is worth drafting while
@@ -30,7 +33,7 @@ class DraftLength:
 
     Per draft: ``begin(positions)`` (the positions the pass feeds anyway), then ``admit`` for
     each proposed token (False: stop drafting here) and ``add_forced`` for each forced one.
-    After the pass: ``record_pass`` with its size and duration and ``update`` per source.
+    After the pass: ``record_pass`` with its size and duration and ``observe`` per verified token.
     """
 
     max_tokens: int = 16
@@ -38,8 +41,8 @@ class DraftLength:
     def begin(self, positions: int) -> None:
         """A new draft starts; the pass already feeds ``positions`` tokens."""
 
-    def admit(self, source: str, confidence: float | None) -> bool:
-        """May one more proposed token from ``source`` join the draft?"""
+    def admit(self, feature: str, confidence: float | None) -> bool:
+        """May one more proposed token (``feature``: ``source/label``) join the draft?"""
         raise NotImplementedError
 
     def add_forced(self, count: int = 1) -> None:
@@ -53,8 +56,8 @@ class DraftLength:
         """Drafters with confidences may stop once their joint confidence is below this."""
         return 0.0
 
-    def update(self, source: str, proposed: int, accepted: int) -> None:
-        """``accepted`` of ``proposed`` tokens from ``source`` stood."""
+    def observe(self, feature: str, accepted: bool) -> None:
+        """A verified token with ``feature`` stood (or not)."""
 
     def record_pass(self, positions: int, seconds: float) -> None:
         """A verification pass over ``positions`` positions took ``seconds``."""
@@ -78,7 +81,7 @@ class FixedDraftLength(DraftLength):
     def begin(self, positions: int) -> None:
         self._count = 0
 
-    def admit(self, source: str, confidence: float | None) -> bool:
+    def admit(self, feature: str, confidence: float | None) -> bool:
         if self._count >= self.max_tokens:
             return False
         self._count += 1
@@ -175,10 +178,15 @@ class AdaptiveDraftLength(DraftLength):
 
     # ------------------------------------------------------------------ per draft
 
-    def rate(self, source: str) -> float:
-        """Predicted acceptance of one more token from ``source``."""
-        r = self._rates.get(source)
-        return self.prior if r is None else r.estimate(self.prior)
+    def rate(self, feature: str) -> float:
+        """Predicted acceptance of a token with ``feature``.
+
+        Before any observation: ``prior`` for a proposal's first token (label ending in
+        ``/0``), ``(1 + prior) / 2`` for later ones (a continuation whose start stood).
+        """
+        prior = self.prior if feature.endswith("/0") else (1.0 + self.prior) / 2
+        r = self._rates.get(feature)
+        return prior if r is None else r.estimate(prior)
 
     def begin(self, positions: int) -> None:
         self._count = 0
@@ -189,10 +197,10 @@ class AdaptiveDraftLength(DraftLength):
     def add_forced(self, count: int = 1) -> None:
         self._positions += count
 
-    def admit(self, source: str, confidence: float | None) -> bool:
+    def admit(self, feature: str, confidence: float | None) -> bool:
         if self._count >= self.max_tokens:
             return False
-        p = self.rate(source) if confidence is None else min(max(confidence, 0.0), 1.0)
+        p = self.rate(feature) if confidence is None else min(max(confidence, 0.0), 1.0)
         joint = self._joint * p
         ratio = self.pass_cost_ratio()
         # s_i / b >= E / (a + b n)  <=>  s_i * (1 + ratio * n) >= ratio * E   (a = 1)
@@ -211,8 +219,6 @@ class AdaptiveDraftLength(DraftLength):
         ratio = self.pass_cost_ratio()
         return ratio * self._gain / (1.0 + ratio * self._positions)
 
-    def update(self, source: str, proposed: int, accepted: int) -> None:
-        if proposed <= 0:
-            return
-        rate = self._rates.setdefault(source, _Rate())
-        rate.add(accepted, 1 if accepted < proposed else 0, self.decay)
+    def observe(self, feature: str, accepted: bool) -> None:
+        rate = self._rates.setdefault(feature, _Rate())
+        rate.add(1 if accepted else 0, 0 if accepted else 1, self.decay)

@@ -16,6 +16,7 @@ import torch
 
 from structgen.runtime.matcher import Matcher
 from structgen.sampling.warp import SamplingParams
+from structgen.speculative.adaptive import DraftLength
 from structgen.tokens.vocabulary import Vocabulary
 
 __all__ = ["DraftRequest", "Drafter", "Proposal"]
@@ -79,12 +80,17 @@ class Proposal:
         The drafter's estimate that each token is accepted (used by the adaptive draft length).
     source : str
         Which drafter produced it (for statistics).
+    features : list of str or None
+        A label per token (e.g. how strong the match behind it is); the adaptive draft length
+        learns an acceptance rate per ``source/label`` for tokens without a confidence.
+        Default: the token's index in the proposal.
     """
 
     tokens: list[int]
     q: list[torch.Tensor] | None = None
     confidence: list[float] | None = None
     source: str = ""
+    features: list[str] | None = None
 
 
 class Drafter(ABC):
@@ -96,6 +102,9 @@ class Drafter(ABC):
     """
 
     name: str = "drafter"
+    draft_length: DraftLength | None = None
+    """The draft-length policy the loop uses with this drafter when none is given; created on
+    first use and kept, so what it learns carries over to the drafter's next generation."""
 
     @abstractmethod
     def propose(self, request: DraftRequest) -> Proposal:

@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from structgen.errors import ConfigurationError
 from structgen.speculative.base import Drafter, DraftRequest, Proposal
@@ -76,20 +78,42 @@ class ForcedDrafter(Drafter):
         return Proposal(tokens, source=self.name)
 
 
+_KEY_TAIL = re.compile(rb'"((?:[^"\\\n]){1,64})"\s*:(\s*)("?)$')
+
+
+@dataclass
+class _Candidate:
+    """One look-up continuation: its tokens, where its bytes start in the text, how good the
+    match behind it is (``tier``: 3 key-anchored, 2 long, 1 medium, 0 short) and a label."""
+
+    tokens: list[int]
+    start: int | None  # byte offset of tokens[0] in the searched text (None: unknown)
+    tier: int
+    kind: str
+
+
 class PromptLookupDrafter(Drafter):
     """Copies what followed earlier occurrences of the text so far.
 
-    Candidates come from two kinds of match, both searched in the prompt and (with
-    ``search_output``) the output so far, most recent first:
+    Candidates, searched in the prompt and (with ``search_output``) the output so far:
 
+    - key-anchored: the output ends just after a JSON key (``"price": `` or ``"name": "``); the
+      candidate is what follows the same key and a separator (``price: 0.99``, ``name = Ann``)
+      in the prompt, up to the end of its line: the value a source document gives for it;
     - token n-grams: the last ``n`` token ids (``n`` up to ``max_ngram``) occur earlier; the
       candidate is the ids that followed (the source's own tokenization);
     - byte suffixes: the last ``k`` bytes (``min_match <= k <= max_match``) occur earlier; the
       candidate is the tokenization of the bytes that followed (this also matches across token
       boundaries, e.g. ``"John`` in the output against `` John`` in the prompt).
 
-    Of at most ``max_candidates`` candidates, the one with the longest prefix the grammar
-    accepts is proposed (ties: the longer match).
+    Extraction reads a document in order, so the drafter keeps a *cursor*: the end of the last
+    value copied from the prompt by a key-anchored candidate. An occurrence at or after the
+    cursor is preferred to other occurrences of the same match. Among candidates, the best match
+    tier wins, then the longest prefix the grammar accepts (key-anchored ones: the first that
+    the grammar accepts, in document order from the cursor). Other candidates stop where a JSON
+    key ends, so that the next call can anchor on it. Each proposed token carries a feature
+    label (match kind, tier, index in the proposal) that the adaptive draft length learns
+    acceptance rates for.
 
     Parameters
     ----------
@@ -102,7 +126,7 @@ class PromptLookupDrafter(Drafter):
     continuation_bytes : int
         How many bytes after a byte match are tokenized.
     max_candidates : int
-        Candidates checked against the grammar per call.
+        Candidates of each kind checked against the grammar per call.
     search_output : bool
         Also look in the output generated so far (repeated structure), not only the prompt.
     """
@@ -116,7 +140,7 @@ class PromptLookupDrafter(Drafter):
         max_match: int = 48,
         max_ngram: int = 4,
         continuation_bytes: int = 96,
-        max_candidates: int = 6,
+        max_candidates: int = 4,
         search_output: bool = True,
     ) -> None:
         if not 1 <= min_match <= max_match:
@@ -143,6 +167,9 @@ class PromptLookupDrafter(Drafter):
         self._bytes = bytearray()
         self._where: dict[int, list[int]] = {}  # token id -> its positions in _tokens
         self._prompt_len = 0
+        self._prompt_bytes = 0
+        self._cursors: list[tuple[int, int]] = [(0, 0)]  # (context length, cursor) history
+        self._last: tuple[int, list[int], int] | None = None  # (context len, tokens, start)
 
     def reset(self, prompt: Sequence[int], vocab: Vocabulary) -> None:
         if vocab.encoder is None:
@@ -154,6 +181,11 @@ class PromptLookupDrafter(Drafter):
         self._tokens, self._ends, self._bytes, self._where = [], [], bytearray(), {}
         self._prompt_len = len(prompt)
         self._sync(list(prompt))
+        self._prompt_bytes = len(self._bytes)
+        self._cursors = [(len(prompt), 0)]
+        self._last = None
+
+    # ------------------------------------------------------------------ text state
 
     def _sync(self, context: list[int]) -> None:
         """Make ``_tokens``/``_bytes`` those of ``context`` (re-using the common prefix)."""
@@ -168,26 +200,114 @@ class PromptLookupDrafter(Drafter):
         del self._tokens[keep:]
         del self._ends[keep:]
         del self._bytes[self._ends[-1] if self._ends else 0 :]
+        while len(self._cursors) > 1 and self._cursors[-1][0] > keep:
+            self._cursors.pop()
         table = self._vocab.token_bytes
         for tid in context[keep:]:
             self._where.setdefault(tid, []).append(len(self._tokens))
             self._tokens.append(tid)
             self._bytes += table[tid] if 0 <= tid < len(table) else b""
             self._ends.append(len(self._bytes))
+        self._follow_last()
+
+    def _follow_last(self) -> None:
+        """Advance the cursor over the part of the last proposal the context now holds."""
+        if self._last is None:
+            return
+        at, proposed, start = self._last
+        got = self._tokens[at : at + len(proposed)]
+        k = 0
+        while k < len(got) and got[k] == proposed[k]:
+            k += 1
+        if k and start < self._prompt_bytes and self._vocab is not None:
+            copied = sum(len(self._vocab.token_bytes[t]) for t in proposed[:k])
+            self._cursors.append((at + k, min(start + copied, self._prompt_bytes)))
+        self._last = None
+
+    @property
+    def _cursor(self) -> int:
+        return self._cursors[-1][1]
 
     def _searchable(self) -> tuple[int, int]:
         """(token count, byte count) of the text matches may come from."""
         if self.search_output or not self._prompt_len:
             return len(self._tokens), len(self._bytes)
-        return self._prompt_len, self._ends[self._prompt_len - 1]
+        return self._prompt_len, self._prompt_bytes
 
-    def _token_candidates(self, limit: int) -> list[list[int]]:
+    # ------------------------------------------------------------------ candidates
+
+    def _encode_at(self, start: int, end: int, *, complete: bool = False) -> list[int]:
+        assert self._vocab is not None
+        return _encode_prefix(self._vocab, bytes(self._bytes[start:end]), complete=complete)
+
+    def _key_candidates(self) -> list[_Candidate]:
+        """Values the prompt gives for the JSON key the output just opened."""
+        buf = self._bytes
+        tail = bytes(buf[max(0, len(buf) - 80) :])
+        m = _KEY_TAIL.search(tail)
+        if m is None:
+            return []
+        key, spaced, opened = m.group(1), bool(m.group(2)), bool(m.group(3))
+        region = self._prompt_bytes
+        found: list[int] = []
+        at = buf.find(key, self._cursor, region)
+        if at >= 0:
+            found.append(at)
+        at = buf.find(key, 0, region)
+        while at >= 0 and len(found) < self.max_candidates:
+            if at not in found:
+                found.append(at)
+            at = buf.find(key, at + 1, region)
+        out = []
+        for at in found:
+            v = at + len(key)
+            sep = v
+            while sep < region and sep - v < 4 and buf[sep] in b" \t\"':=":
+                sep += 1
+            if sep == v or buf[sep - 1 : sep] not in (b":", b"=", b" ", b'"', b"'"):
+                continue
+            if b":" not in buf[v:sep] and b"=" not in buf[v:sep]:
+                continue  # the key appears, but not as a key: value pair
+            line_end = buf.find(b"\n", sep, region)
+            stop = min(line_end if line_end >= 0 else region, sep + self.continuation_bytes)
+            if stop <= sep:
+                continue
+            value = bytes(buf[sep:stop])
+            if value[:1] in (b'"', b"'"):
+                value, sep = value[1:], sep + 1
+            value = value.rstrip(b"\"', ")
+            if opened:
+                variants = [value + b'"']
+            else:  # a string (quoted) or another value; the grammar tells which
+                lead = [b""] if spaced else [b" ", b""]
+                variants = [p + q + value + q for p in lead for q in (b'"', b"")]
+            assert self._vocab is not None
+            for data in variants:
+                tokens = _encode_prefix(self._vocab, data, complete=True)
+                if tokens:
+                    out.append(_Candidate(tokens, sep, 3, "key"))
+        return out
+
+    def _cut_at_key(self, tokens: list[int]) -> list[int]:
+        """``tokens`` up to the first place a JSON key ends (``"name":``), where a key-anchored
+        candidate can take over at the next call."""
+        assert self._vocab is not None
+        table = self._vocab.token_bytes
+        text = bytearray(self._bytes[max(0, len(self._bytes) - 80) :])
+        for i, t in enumerate(tokens[:-1]):
+            text += table[t]
+            if b":" in table[t] and _KEY_TAIL.search(text) is not None:
+                return tokens[: i + 1]
+        return tokens
+
+    def _token_candidates(self, limit: int) -> list[_Candidate]:
         tokens = self._tokens
         last = len(tokens) - 1
         if last < 0:
             return []
         searchable, _ = self._searchable()
-        scored: list[tuple[int, int, list[int]]] = []
+        cursor = self._cursor
+        scored: list[tuple[int, bool, int, list[int]]] = []
         for at in reversed(self._where.get(tokens[last], ())):
             if at >= last or at + 1 >= searchable:
                 continue
@@ -196,32 +316,39 @@ class PromptLookupDrafter(Drafter):
                 n += 1
             follow = tokens[at + 1 : min(at + 1 + limit, searchable)]
             if follow:
-                scored.append((n, at, follow))
-            if len(scored) >= 4 * self.max_candidates:
+                ahead = at < self._prompt_len and self._ends[at] >= cursor
+                scored.append((n, ahead, at, follow))
+            if len(scored) >= 8 * self.max_candidates:
                 break
-        scored.sort(key=lambda c: (-c[0], -c[1]))
-        return [c[2] for c in scored[: self.max_candidates]]
+        scored.sort(key=lambda c: (-c[0], not c[1], -c[2]))
+        return [
+            _Candidate(f, self._ends[at], 2 if n >= 3 else 1 if n == 2 else 0, "tok")
+            for n, _, at, f in scored[: self.max_candidates]
+        ]
 
-    def _byte_candidates(self) -> Iterator[list[int]]:
-        assert self._vocab is not None
+    def _byte_candidates(self) -> Iterator[_Candidate]:
         buf = self._bytes
         end = len(buf)
         _, searchable = self._searchable()
         limit = min(end - 1, searchable)
+        cursor = self._cursor
         count = 0
         seen: set[int] = set()
         for size in range(min(self.max_match, end - 1), self.min_match - 1, -1):
-            at = buf.rfind(buf[end - size :], 0, limit)
+            needle = buf[end - size :]
+            at = buf.find(needle, cursor, min(limit, self._prompt_bytes))
+            if at < 0:
+                at = buf.rfind(needle, 0, limit)
             if at < 0:
                 continue
             start = at + size  # ends before ``limit``, so something follows it
             if start in seen:
                 continue
             seen.add(start)
-            continuation = bytes(buf[start : start + self.continuation_bytes])
-            tokens = _encode_prefix(self._vocab, continuation, complete=False)
+            tokens = self._encode_at(start, start + self.continuation_bytes)
             if tokens:
-                yield tokens
+                tier = 2 if size >= 12 else 1 if size >= 4 else 0
+                yield _Candidate(tokens, start, tier, "byte")
                 count += 1
             if count >= self.max_candidates:
                 return
@@ -230,20 +357,33 @@ class PromptLookupDrafter(Drafter):
         if self._vocab is None:
             self.reset(request.context[: request.prompt_len], request.matcher.compiled.vocab)
         self._sync(request.context)
-        best: list[int] = []
+        best: _Candidate | None = None
+        best_valid = 0
         candidates = itertools.chain(
-            self._token_candidates(request.max_tokens), self._byte_candidates()
+            self._key_candidates(),
+            self._token_candidates(request.max_tokens),
+            self._byte_candidates(),
         )
-        for tokens in candidates:
-            tokens = tokens[: request.max_tokens]
-            if len(tokens) <= len(best):
+        for cand in candidates:
+            if best is not None and cand.tier < best.tier:
+                continue  # a weaker match: only a stronger one can replace the best
+            if cand.kind != "key":
+                cand.tokens = self._cut_at_key(cand.tokens)
+            tokens = cand.tokens[: request.max_tokens]
+            if best is not None and cand.tier == best.tier and len(tokens) <= best_valid:
                 continue
             valid = request.matcher.validate_tokens(tokens)
-            if valid > len(best):
-                best = tokens[:valid]
-                if valid == request.max_tokens:
-                    break
-        return Proposal(best, source=self.name)
+            if valid and (best is None or cand.tier > best.tier or valid > best_valid):
+                best, best_valid = cand, valid
+                if cand.kind == "key":
+                    break  # values in document order: the first that fits
+        if best is None:
+            return Proposal([], source=self.name)
+        tokens = best.tokens[:best_valid]
+        if best.kind == "key" and best.start is not None:
+            self._last = (len(request.context), tokens, best.start)
+        features = [f"{best.kind}{best.tier}/{min(i, 3)}" for i in range(len(tokens))]
+        return Proposal(tokens, source=self.name, features=features)
 
 
 class CombinedDrafter(Drafter):

@@ -129,6 +129,7 @@ class _Unit:
 
     token: int
     source: str
+    feature: str
     q: torch.Tensor | None
     forced: list[int]
 
@@ -265,7 +266,9 @@ class _Run:
                 j = 0
                 while j < valid:
                     confidence = proposal.confidence[j] if proposal.confidence else None
-                    if not policy.admit(source, confidence):
+                    label = proposal.features[j] if proposal.features else str(min(j, 3))
+                    feature = f"{source}/{label}"
+                    if not policy.admit(feature, confidence):
                         return units
                     token = tokens[j]
                     q = proposal.q[j] if proposal.q is not None else None
@@ -273,7 +276,7 @@ class _Run:
                     consumed += 1
                     context.append(token)
                     n += 1
-                    unit = _Unit(token, source, q, [])
+                    unit = _Unit(token, source, feature, q, [])
                     units.append(unit)
                     if matcher.is_terminated():
                         return units
@@ -345,6 +348,7 @@ class _Run:
             self.stats.drafts += 1
         self.stats.proposed += len(units)
         tally: dict[str, list[int]] = {}
+        verdicts: list[tuple[str, bool]] = []
         row = first_row
         try:
             for u in units:
@@ -354,11 +358,13 @@ class _Run:
                 if token == -1:  # near tie: decide exactly as generate would
                     self.in_cache = kept
                     token = self._redo_as_generate()
+                    verdicts.append((u.feature, token == u.token))
                     if token == u.token:
                         counts[1] += 1
                         self.stats.accepted += 1
                     self._emit(token, None)
                     return
+                verdicts.append((u.feature, token == u.token))
                 if token != u.token:
                     self.lm.crop(self.cache, kept)
                     self.in_cache = kept
@@ -380,8 +386,9 @@ class _Run:
             if self.in_cache > kept and self.lm.cache_len(self.cache) > kept:
                 self.lm.crop(self.cache, kept)
                 self.in_cache = kept
+            for feature, stood in verdicts:
+                self.policy.observe(feature, stood)
             for source, (proposed, accepted) in tally.items():
-                self.policy.update(source, proposed, accepted)
                 self.drafter.observe(source, proposed, accepted)
                 entry = self.stats.by_source.setdefault(source, [0, 0])
                 entry[0] += proposed
@@ -431,7 +438,8 @@ def decode_speculative(
     generator : torch.Generator or None
         Randomness for sampling.
     draft_length : DraftLength or None
-        Draft-length policy (default: ``AdaptiveDraftLength()``).
+        Draft-length policy (default: the drafter's ``draft_length``, an
+        ``AdaptiveDraftLength`` created on first use).
     tie_tolerance : float
         Greedy near-tie margin (see the module docstring).
     sampler : object or None
@@ -462,7 +470,9 @@ def decode_speculative(
             f"Invalid drafter: expected a structgen.speculative Drafter, got "
             f"{type(drafter).__name__}"
         )
-    policy = draft_length if draft_length is not None else AdaptiveDraftLength()
+    policy = draft_length if draft_length is not None else drafter.draft_length
+    if policy is None:
+        policy = drafter.draft_length = AdaptiveDraftLength()
     chooser = sampler if sampler is not None else AWRS(params)
     drafter.reset(list(prompt), compiled.vocab)
     run = _Run(
