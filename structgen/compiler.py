@@ -24,7 +24,7 @@ from structgen.automata.nfa import (
     grammar_to_nfa,
     is_recursive,
 )
-from structgen.errors import ConfigurationError, IncompatibleVocabulary
+from structgen.errors import ConfigurationError, IncompatibleVocabulary, LimitExceeded
 from structgen.grammar.ir import Grammar, KeywordStatus, Ref
 from structgen.tokens.cfg_index import CfgTokenIndex
 from structgen.tokens.dfa_index import DfaTokenIndex
@@ -150,7 +150,13 @@ def _compile_uncached(
     grammar: Grammar, vocab: Vocabulary, limits: CompileLimits
 ) -> CompiledGrammar:
     with compile_deadline(limits.max_seconds):
-        return _build(grammar, vocab, limits)
+        try:
+            return _build(grammar, vocab, limits)
+        except RecursionError:
+            raise LimitExceeded(
+                "the grammar nests too deeply for the compiler (Python's recursion limit)",
+                hint="flatten the grammar's nesting (deeply nested rules or sub-schemas)",
+            ) from None
 
 
 def _build(grammar: Grammar, vocab: Vocabulary, limits: CompileLimits) -> CompiledGrammar:

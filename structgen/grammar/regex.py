@@ -151,6 +151,8 @@ def _parse_cached(pattern: str, case_insensitive: bool) -> RegexNode:
             hint="look-around, back-references and inner anchors cannot be compiled exactly",
         ) from exc
     except RecursionError:
+        if _group_depth(pattern) < _DEEP_GROUPS:
+            raise  # the caller's stack was already deep: not this pattern's fault
         raise UnsupportedFeature(
             f"regex {pattern[:40]!r}... nests groups too deeply to parse",
             keyword="regex",
@@ -163,11 +165,38 @@ def _parse_cached(pattern: str, case_insensitive: bool) -> RegexNode:
     try:
         return _Converter(pattern).convert(parsed, REFlags(0))
     except RecursionError:
+        if _group_depth(pattern) < _DEEP_GROUPS:
+            raise
         raise UnsupportedFeature(
             f"regex {pattern[:40]!r}... nests groups too deeply",
             keyword="regex",
             hint="flatten the nested groups",
         ) from None
+
+
+_DEEP_GROUPS = 50
+
+
+def _group_depth(pattern: str) -> int:
+    """The deepest nesting of parentheses in ``pattern`` (escapes and classes skipped)."""
+    depth = deepest = 0
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+        i += 1
+    return deepest
 
 
 class _Converter:

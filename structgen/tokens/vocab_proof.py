@@ -55,10 +55,14 @@ def structurally_covered(dfa: LazyByteDFA, single: frozenset[int]) -> bool:
     one-byte token (then every live non-accepting DFA state has a one-byte token)."""
     if len(single) == 256:
         return True
+    if dfa.native_impl is not None:
+        return dfa.structurally_covered(single)  # type: ignore[attr-defined]
     avail = np.zeros(257, dtype=np.int64)
     avail[1:] = np.cumsum([b in single for b in range(256)])
     nfa, live = dfa.nfa, dfa.live_nfa_states
     for s, edges in enumerate(nfa.edges):
+        if not s & 0xFFFF:
+            check_deadline()
         if not edges or s not in live:
             continue
         targets = [(lo, hi) for lo, hi, t in edges if t in live]

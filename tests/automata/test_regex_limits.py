@@ -225,3 +225,17 @@ def test_python_re_agrees_on_the_large_repeat_languages() -> None:
     ]:
         assert (re.fullmatch(pattern, text) is not None) == ok
         assert walk(sg.compile(Grammar.from_regex(pattern), VOCAB), list(text.encode())) == ok
+
+
+def test_too_deep_grammar_is_a_typed_limit_not_a_recursion_error() -> None:
+    """A rule chain deeper than Python's recursion limit: LimitExceeded, not RecursionError and
+    not a regex error blaming a shallow pattern reached at the bottom of the stack."""
+    n = 3000
+    rules = {
+        f"r{i}": alt(Seq((Lit(b"("), Ref(f"r{i + 1}"), Regex("[a-c]*"))), Lit(b"x"))
+        for i in range(n)
+    }
+    rules[f"r{n}"] = alt(Seq((Lit(b"["), Ref("r0"))), Lit(b"y"))
+    grammar = Grammar.from_rules(rules, start="r0")
+    with pytest.raises(sg.LimitExceeded, match="nests too deeply"):
+        sg.compile(grammar, VOCAB, use_cache=False)

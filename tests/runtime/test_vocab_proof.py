@@ -130,7 +130,10 @@ def test_real_vocabulary_missing_bytes_is_not_refused_on_shipped_grammars(
     vocab = sg.Vocabulary.from_tokenizer(smollm2_tokenizer)
     single = vocab.single_byte_values()
     assert len(single) < 256
-    recursive = {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}}
+    recursive = {
+        "type": "object",
+        "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}},
+    }
     grammars = [sg.Grammar.from_lark(load_shipped(n)) for n in shipped_names()]
     grammars.append(sg.Grammar.from_json_schema(recursive))
     for grammar in grammars:
