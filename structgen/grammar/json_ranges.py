@@ -22,12 +22,13 @@ Deliberate simplifications (each rejects some valid spellings, never accepts an 
       ``1.5e3`` and ``0e0``, not ``15e2`` or ``0.15e4``. Whether ``d...d.d...d e N`` is in range
       compares the count of digits with the exponent's value, which no finite automaton does;
       with one leading digit it is a comparison per exponent.
-    * Spellings agreeing with a rounding boundary in ``MAX_CHAIN_DIGITS`` digits (see there).
+    * Spellings agreeing with a rounding boundary in ``MAX_CHAIN_DIGITS`` significant digits
+      (see there).
     * ``multipleOf``: see ``number_language``.
 
 Construction: every comparison is a chain along the digits of a bound ("equal so far", then
-leave below, above or stop), built as IR one level per digit (at most ``MAX_CHAIN_DIGITS``), so
-the size is linear in the number of digits and the few distinct regexes recur.
+leave below, above or stop), built as IR one level per digit (see ``MAX_CHAIN_DIGITS``), so the
+size is linear in the number of digits and the few distinct regexes recur.
 """
 
 from __future__ import annotations
@@ -55,14 +56,25 @@ _FIXED_BLOCK = 16
 MAX_INTEGER_CHAIN_DIGITS = 400
 """Integer bounds are compared over this many digits (a float bound has at most 309)."""
 
-MAX_CHAIN_DIGITS = 40
-"""A spelling is compared with a bound over at most this many digits (per digit string): one that
-agrees with the bound in all of them is rejected. Only rounding boundaries are longer (midpoints
-between doubles: 53 digits past the point for 1.0, 1,075 for the one next to 0.0), so this rejects
-only spellings that agree with such a midpoint in 40 digits, e.g. ``1.00000000000000011102230246``
-``25156540423631`` followed by more digits under ``maximum: 1``, or ``-0.`` followed by more than
-40 zeros under ``minimum: 0`` (it reads as ``-0.0``). Each digit costs NFA states at compile
-time, and ``minimum: 0`` is the commonest bound there is."""
+MAX_CHAIN_DIGITS = 24
+"""A spelling is compared with a bound over this many digits past the bound's leading zeros (at
+most ``MAX_CHAIN_TOTAL`` in all); one that agrees with the bound in all of them is rejected.
+Only rounding boundaries are that long (midpoints between doubles: 53 digits past the point for
+1.0, 1,075 for the one next to 0.0), and a double's shortest spelling has at most 17 significant
+digits, so this rejects only spellings that agree with such a midpoint in 24 significant digits
+(``1.000000000000000111022302`` followed by more digits under ``maximum: 1``), or in 48 digits
+past the point (``-0.`` followed by 48 zeros under ``minimum: 0``: it reads as ``-0.0``). Each
+digit costs automaton states at compile time, and ``minimum: 0`` is the commonest bound."""
+
+MAX_CHAIN_TOTAL = 48
+"""The most digits a fraction is compared over (see ``MAX_CHAIN_DIGITS``)."""
+
+
+def _cap(bound: str) -> int:
+    """How many digits of ``bound`` a chain compares (see ``MAX_CHAIN_DIGITS``)."""
+    leading = len(bound) - len(bound.lstrip("0"))
+    return min(leading + MAX_CHAIN_DIGITS, MAX_CHAIN_TOTAL)
+
 
 _OVERFLOW = Fraction(2) ** 1024 - Fraction(2) ** 970
 """Reals at or beyond this magnitude read as ``inf`` (the midpoint past the largest double)."""
@@ -193,22 +205,18 @@ def floor_log10(value: Fraction) -> int:
 def _frac_at_most(bound: str, closed: bool, nonempty: bool) -> Expr | None:
     """Fraction digits ``f`` (compared as values: trailing zeros do not count) with
     ``f <= bound`` (``<`` unless ``closed``); ``bound`` has no trailing zeros."""
-    if len(bound) > MAX_CHAIN_DIGITS:  # cut (see ``_chain``): the equal path is dropped anyway
-        bound, closed = bound[:MAX_CHAIN_DIGITS], False
-        return _chain(bound, _at_most_exits(bound, nonempty), None)
-    exits = []
-    for i, ch in enumerate(bound):
-        options = [] if ch == "0" else [_digits(0, int(ch) - 1) + "[0-9]*"]
-        if i > 0 or not nonempty:
-            options.append("")  # stopping early: a proper prefix is smaller
-        exits.append(options)
+    cap = _cap(bound)
+    if len(bound) > cap:  # cut (see ``_chain``): the equal path is dropped anyway
+        bound = bound[:cap]
+        return _chain(bound, _at_most_exits(bound, nonempty), None, cap)
     final = None
     if closed:
         final = Regex("0+" if nonempty and not bound else "0*")
-    return _chain(bound, exits, final)
+    return _chain(bound, _at_most_exits(bound, nonempty), final, cap)
 
 
 def _at_most_exits(bound: str, nonempty: bool) -> list[list[str]]:
+    """Leave below at each digit, or stop early (a proper prefix is smaller)."""
     exits = []
     for i, ch in enumerate(bound):
         options = [] if ch == "0" else [_digits(0, int(ch) - 1) + "[0-9]*"]
@@ -220,16 +228,16 @@ def _at_most_exits(bound: str, nonempty: bool) -> list[list[str]]:
 
 def _frac_at_least(bound: str, closed: bool, nonempty: bool) -> Expr | None:
     """Fraction digits ``f`` with ``f >= bound`` (``>`` unless ``closed``), as values."""
-    if len(bound) > MAX_CHAIN_DIGITS:
-        bound = bound[:MAX_CHAIN_DIGITS]
-        exits = [[] if ch == "9" else [_digits(int(ch) + 1, 9) + "[0-9]*"] for ch in bound]
-        return _chain(bound, exits, None)
-    exits = [[] if ch == "9" else [_digits(int(ch) + 1, 9) + "[0-9]*"] for ch in bound]
+    cap = _cap(bound)
+    bound_cut = bound[:cap]
+    exits = [[] if ch == "9" else [_digits(int(ch) + 1, 9) + "[0-9]*"] for ch in bound_cut]
+    if len(bound) > cap:
+        return _chain(bound_cut, exits, None, cap)
     if closed:
         final = Regex("[0-9]+" if nonempty and not bound else "[0-9]*")
     else:
         final = Regex("0*[1-9][0-9]*")
-    return _chain(bound, exits, final)
+    return _chain(bound, exits, final, cap)
 
 
 def _frac_between(
@@ -256,7 +264,7 @@ def _frac_between(
     branches.append(
         _seq(lit(str(d_high)), _frac_at_most(high[split + 1 :], high_closed, nonempty=False))
     )
-    return _chain(prefix, exits, _alt(*branches))
+    return _chain(prefix, exits, _alt(*branches), _cap(prefix))
 
 
 def _fixed_chain(bound: str, below: bool) -> Expr | None:

@@ -381,7 +381,7 @@ class TypeLowering(LoweringBase):
             grammar = format_grammar(name) if checker is not None else None
             if grammar is not None and grammar_matches_checker(name, checker[0]):  # type: ignore[index]
                 body = (grammar.expr, grammar.min_length, grammar.max_length, True)
-                restricted = bool(grammar.notes)
+                restricted = grammar.subset
                 if grammar.notes:
                     restriction = "; ".join(grammar.notes)
                     self._note(ctx, "format", f"generation restriction: {restriction}")
