@@ -8,6 +8,11 @@ first (states that cannot reach acceptance are dropped), so every non-empty stat
 
 State 0 is the dead state (the empty set), state 1 the initial state. Not minimised: equivalent
 states may get different ids, which only costs extra mask-cache entries.
+
+Two implementations share this interface: ``LazyByteDFA`` here is the pure-Python reference; when
+the C extension is available (``structgen._accel``), ``LazyByteDFA(...)`` builds a
+``NativeLazyByteDFA``, whose subset construction and rows live in C (the same subsets and the same
+interning rule; a native trie walk may discover them in another order, so ids can differ).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from structgen import _accel
 from structgen.automata.nfa import ByteNFA
 from structgen.errors import LimitExceeded
 
@@ -51,14 +57,47 @@ class _AllStates:
         return True
 
 
-class LazyByteDFA:
-    """On-demand DFA over bytes with the read interface the token layer needs."""
+def _restore(state: dict[str, Any]) -> LazyByteDFA:
+    """Unpickle with the implementation this process uses (native or pure Python)."""
+    dfa = LazyByteDFA.__new__(LazyByteDFA)
+    dfa.__setstate__(state)
+    return dfa
 
-    def __init__(self, nfa: ByteNFA, start: int, max_states: int = DEFAULT_MAX_DFA_STATES) -> None:
+
+class LazyByteDFA:
+    """On-demand DFA over bytes with the read interface the token layer needs.
+
+    ``native``: None picks the C implementation when available (``structgen._accel``), False
+    forces this pure-Python reference, True requires the C one.
+    """
+
+    native_impl: Any = None  # the structgen._native.Dfa behind a NativeLazyByteDFA
+
+    def __new__(cls, *args: Any, native: bool | None = None, **kwargs: Any) -> LazyByteDFA:
+        if cls is LazyByteDFA:
+            if native is None:
+                native = _accel.native() is not None
+            elif native and _accel.native() is None:
+                raise RuntimeError(f"the C extension is not in use: {_accel.describe()}")
+            if native:
+                cls = NativeLazyByteDFA
+        return object.__new__(cls)
+
+    def __init__(
+        self,
+        nfa: ByteNFA,
+        start: int,
+        max_states: int = DEFAULT_MAX_DFA_STATES,
+        *,
+        native: bool | None = None,
+    ) -> None:
         self.nfa = nfa
         self.start = start
         self.max_states = max_states
         self._init()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (self.__getstate__(),))
 
     def _init(self) -> None:
         # trimmed: every state the subset construction may use can still reach acceptance
@@ -181,6 +220,14 @@ class LazyByteDFA:
         row = self._rows[state]
         return row if row is not None else self._compute_row(state)
 
+    def next(self, state: int, byte: int) -> int:
+        """The state after one byte (0 = dead)."""
+        return self.row(state)[byte]
+
+    def is_accepting(self, state: int) -> bool:
+        """Whether ``state`` accepts."""
+        return self.accept_list[state]
+
     def step(self, state: int, data: bytes) -> int:
         """The state after ``data`` (0 = dead)."""
         for byte in data:
@@ -222,4 +269,107 @@ class LazyByteDFA:
         return bool(self._accepting[self.step(self.initial, data)])
 
 
-__all__ = ["DEFAULT_MAX_DFA_STATES", "LazyByteDFA"]
+class _LiveSet:
+    """``in`` over a bytes object of 0/1 flags (the native automaton's co-reachable states)."""
+
+    __slots__ = ("flags",)
+
+    def __init__(self, flags: bytes) -> None:
+        self.flags = flags
+
+    def __contains__(self, state: object) -> bool:
+        return bool(self.flags[state])  # type: ignore[index]
+
+
+class NativeLazyByteDFA(LazyByteDFA):
+    """``LazyByteDFA`` with the subset construction and the rows in C (``_native.Dfa``).
+
+    The hot reads (``row``, ``step``, ``row_has_out``, ``accept_list``, ``next``) are the C
+    object's own methods, bound on the instance.
+    """
+
+    def _init(self) -> None:
+        nat = _accel.native()
+        if nat is None:  # pragma: no cover - guarded by LazyByteDFA.__new__
+            raise RuntimeError(f"the C extension is not in use: {_accel.describe()}")
+        nfa = self.nfa
+        e_off, e_lo, e_hi, e_dst, x_off, x_dst = nat.csr(nfa.edges, nfa.eps)
+        accept = bytearray(nfa.num_states)
+        for s in nfa.accept:
+            accept[s] = 1
+        impl = nat.Dfa(
+            nfa.num_states,
+            e_off,
+            e_lo,
+            e_hi,
+            e_dst,
+            x_off,
+            x_dst,
+            bytes(accept),
+            bool(nfa.all_live),
+            self.start,
+            self.max_states,
+        )
+        self.native_impl = impl
+        self.initial = impl.initial
+        self.accept_list = impl.accept_list
+        self.row = impl.row  # type: ignore[method-assign]
+        self.next = impl.next
+        self.step = impl.step  # type: ignore[method-assign]
+        self.row_has_out = impl.row_has_out  # type: ignore[method-assign]
+        self.single_live_byte = impl.single_live_byte  # type: ignore[method-assign]
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        impl = self.native_impl
+        sets = [frozenset(impl.subset(sid)) for sid in range(impl.num_states)]
+        return {"nfa": self.nfa, "start": self.start, "max_states": self.max_states, "sets": sets}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        sets = state.pop("sets", ())
+        self.__dict__.update(state)
+        self._init()
+        impl = self.native_impl
+        for sid, subset in enumerate(sets):
+            if sid >= impl.num_states:
+                impl.intern(sorted(subset))
+            if frozenset(impl.subset(sid)) != subset:  # pragma: no cover - deterministic
+                raise ValueError("Invalid LazyByteDFA state: discovered states out of order")
+
+    @property
+    def live_nfa_states(self) -> Any:
+        return _LiveSet(self.native_impl.live_bytes())
+
+    @property
+    def num_states(self) -> int:
+        return int(self.native_impl.num_states)
+
+    @property
+    def accepting(self) -> np.ndarray:
+        return np.frombuffer(self.native_impl.accepting_bytes(), dtype=bool)
+
+    def gather(self, states: np.ndarray, byts: np.ndarray) -> np.ndarray:
+        out = self.native_impl.gather(
+            np.ascontiguousarray(states, dtype=np.int32), np.ascontiguousarray(byts, np.uint8)
+        )
+        return np.frombuffer(out, dtype=np.int32)
+
+    def has_out(self, states: np.ndarray) -> np.ndarray:
+        out = self.native_impl.has_out_many(np.ascontiguousarray(states, dtype=np.int32))
+        return np.frombuffer(out, dtype=bool)
+
+    def matches(self, data: bytes) -> bool:
+        impl = self.native_impl
+        return bool(impl.is_accepting(impl.step(self.initial, data)))
+
+    def is_accepting(self, state: int) -> bool:
+        """Whether ``state`` accepts."""
+        return bool(self.accept_list[state])
+
+    def structurally_covered(self, single: frozenset[int]) -> bool:
+        """``vocab_proof.structurally_covered`` in C."""
+        flags = bytes(1 if b in single else 0 for b in range(256))
+        return bool(self.native_impl.structurally_covered(flags))
+
+
+__all__ = ["DEFAULT_MAX_DFA_STATES", "LazyByteDFA", "NativeLazyByteDFA"]

@@ -26,7 +26,7 @@ import numpy as np
 from structgen.automata.cfg import Bnf
 from structgen.automata.earley import ChartState, EarleyParser, EarleySet, NeedsBytes
 from structgen.tokens.dfa_index import pack_bool_mask
-from structgen.tokens.trie import TokenTrie, trie_for
+from structgen.tokens.trie import TokenTrie, native_trie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
 
 _MAX_WALKS = 50_000
@@ -286,8 +286,7 @@ class CfgTokenIndex:
     def _drop_failing_sinks(
         self, state: ChartState, node: int, sinks: np.ndarray, local: np.ndarray
     ) -> None:
-        ex = self._extras
-        assert ex is not None
+        ex = self.trie_extras
         unsigned = local.view(np.uint32)
         for sink in sinks.tolist():
             if self.parser.advance(state, self._node_bytes(node, sink)) is not None:
@@ -325,6 +324,17 @@ class CfgTokenIndex:
         self, t: int, q: int, roots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         trie = self.trie
+        impl = self.bnf.terminals[t].native_impl
+        ntrie = native_trie(trie) if impl is not None else None
+        if ntrie is not None:  # depth-first C walk below every root
+            mask_b, mids_b, sinks_b = ntrie.cfg_walk(
+                impl, q, np.ascontiguousarray(roots, dtype=np.int64)
+            )
+            return (
+                np.frombuffer(mask_b, dtype=np.int32),
+                np.frombuffer(mids_b, dtype=np.int64),
+                np.frombuffer(sinks_b, dtype=np.int64),
+            )
         if self._extras is None:
             self._extras = _extras_for(trie)
         ex = self._extras

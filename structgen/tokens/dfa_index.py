@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from structgen.automata.lazy_dfa import LazyByteDFA
-from structgen.tokens.trie import TokenTrie, trie_for
+from structgen.tokens.trie import TokenTrie, native_trie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
 
 _MAX_STEP_MEMO = 1_000_000
@@ -112,9 +112,13 @@ class DfaTokenIndex:
         """
         mask = self._masks.get(state)
         if mask is None:
-            allowed = self._allowed_tokens(state)
-            mask = pack_bool_mask(allowed)
-            mask.setflags(write=False)
+            impl = self.dfa.native_impl
+            ntrie = native_trie(self.trie) if impl is not None else None
+            if ntrie is not None:  # one depth-first C walk of the trie
+                mask = np.frombuffer(ntrie.dfa_mask(impl, state), dtype=np.int32)
+            else:
+                mask = pack_bool_mask(self._allowed_tokens(state))
+                mask.setflags(write=False)
             with self._lock:
                 mask = self._masks.setdefault(state, mask)
         return mask
@@ -126,6 +130,10 @@ class DfaTokenIndex:
         """``int32[V]``: the DFA state after each token from ``state`` (``dead`` if rejected)."""
         trie = self.trie
         dfa = self.dfa
+        impl = dfa.native_impl
+        ntrie = native_trie(trie) if impl is not None else None
+        if ntrie is not None:
+            return np.frombuffer(ntrie.dfa_end_states(impl, state), dtype=np.int32)
         states = np.empty(trie.num_nodes, dtype=np.int32)
         states[0] = state
         parent, byte = trie.parent, trie.byte

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from structgen import _accel
 from structgen.tokens.vocabulary import Vocabulary
 
 
@@ -71,6 +73,24 @@ class TokenTrie:
         return cls(parent, byte, tuple(levels), token_node, normal)
 
 
+def native_trie(trie: TokenTrie) -> Any:
+    """The trie as a ``structgen._native.Trie`` (preorder layout for C walks), built once per
+    trie; None when the C extension is not in use."""
+    nat = _accel.native()
+    if nat is None:
+        return None
+    hit = trie.__dict__.get("_native")
+    if hit is None:
+        hit = nat.Trie(
+            np.ascontiguousarray(trie.parent, dtype=np.int32),
+            np.ascontiguousarray(trie.byte, dtype=np.uint8),
+            np.ascontiguousarray(trie.token_node, dtype=np.int32),
+            np.ascontiguousarray(trie.normal, dtype=np.uint8),
+        )
+        trie.__dict__["_native"] = hit  # frozen dataclass: cache without __setattr__
+    return hit
+
+
 _TRIES: dict[str, TokenTrie] = {}
 _LOCK = threading.Lock()
 
@@ -87,4 +107,4 @@ def trie_for(vocab: Vocabulary) -> TokenTrie:
     return trie
 
 
-__all__ = ["TokenTrie", "trie_for"]
+__all__ = ["TokenTrie", "native_trie", "trie_for"]
