@@ -13,6 +13,8 @@ Workloads (JSONSchemaBench schemas from MaskBench files, seeded sample, small in
 Engines (all greedy; compile done before the clock starts):
 
     plain            ``structgen.generate`` (AWRS, fast-forward on), one pass per chosen token
+                     (dead-end recovery off where ``generate`` has it: the speculative loop
+                     mirrors the loop without it)
     spec-auto        ``speculative="auto"``: prompt look-up and grammar-forced drafts
     spec-forced      grammar-forced drafts only
     spec-lookup      prompt look-up only
@@ -32,6 +34,7 @@ tokens/s = output tokens (forced ones included) / that time.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import random
@@ -253,9 +256,12 @@ def run_structgen(
     drafter = drafter_for(engine, ctx)
     lm = timed_lm(ctx.model)
     draft_passes0 = getattr(drafter, "forward_passes", 0)
+    extra: dict[str, Any] = {}
+    if drafter is None and "recovery" in inspect.signature(sg.generate).parameters:
+        extra["recovery"] = "off"  # the plain loop the speculative one mirrors
     t0 = time.perf_counter()
     res = sg.generate(
-        lm, ctx.tok, msgs, grammar=compiled, max_new_tokens=max_new, speculative=drafter
+        lm, ctx.tok, msgs, grammar=compiled, max_new_tokens=max_new, speculative=drafter, **extra
     )
     total = time.perf_counter() - t0 - res.stats.compile_s
     rec: dict[str, Any] = {
@@ -464,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--layerskip-layers", type=int, default=10)
+    p.add_argument("--layerskip-layers", type=int, default=24)
     p.add_argument("--source", choices=("text", "json"), default="text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="3 + 2 items, fewer engines")

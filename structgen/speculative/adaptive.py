@@ -1,19 +1,25 @@
 """Draft length: a fixed count, or adaptive (SpecDec++-style stopping).
 
-Adaptive rule. Each proposed token ``i`` of a draft has a predicted acceptance ``p_i``: the
-drafter's confidence when it gives one (a draft model's probability of its token), otherwise an
-acceptance rate learned online for the token's *feature* (its source and a label the drafter
-gives, e.g. the kind and strength of a look-up match and the token's index in the proposal),
-counted over verified tokens whose predecessors in the draft were accepted. SpecDec++ trains a
-head to predict acceptance; this is the same stopping rule with a lookup table learned as
-decoding goes. The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
-which is also the expected gain, in tokens, of drafting token ``i``. Its cost is one more
-position in the verification pass. With a pass costing ``a + b * n`` seconds for ``n``
-positions (fitted online from the loop's own timings), token ``i`` is worth drafting while
+Adaptive rule. Each proposed token ``i`` of a draft has a predicted acceptance ``p_i``. With
+a drafter's confidence (a draft model's probability of its token) it is that confidence times
+a calibration factor learned online (accepted tokens / summed confidence: an untrained early
+exit is confident and mostly wrong). Without one, it is an acceptance rate learned online for
+the token's *feature* (its source and a label the drafter gives, e.g. the kind and strength of
+a look-up match and the token's index in the proposal), counted over verified tokens whose
+predecessors in the draft were accepted. SpecDec++ trains a head to predict acceptance; this is
+the same stopping rule with a lookup table learned as decoding goes.
+
+The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``, which is
+also the expected gain, in tokens, of drafting token ``i``. Its cost is one more position in
+the verification pass. With a pass costing ``a + b * n`` seconds for ``n`` positions (fitted
+online from the loop's own timings), token ``i`` is worth drafting while
 
     s_i / b  >=  (1 + s_1 + ... + s_{i-1}) / (a + b * n)
 
-i.e. while it raises the expected tokens per second of the step. Tokens the grammar forces are
+i.e. while it raises the expected tokens per second of the step. A drafter that runs a model
+also costs time per drafted token (measured per source), which joins ``b`` on the left and the
+step's cost on the right. Drafters that take the policy's ``admit`` through
+``DraftRequest.admit`` stop drafting as soon as a token would not pay. Tokens the grammar forces are
 certain: they are counted apart (they add to ``n`` but are never a reason to stop), and a
 drafter whose source is the grammar itself (``forced``) keeps its own acceptance rate.
 """
@@ -52,12 +58,11 @@ class DraftLength:
         """How many more proposed tokens the draft may take at most."""
         raise NotImplementedError
 
-    def joint_floor(self) -> float:
-        """Drafters with confidences may stop once their joint confidence is below this."""
-        return 0.0
+    def record_draft(self, source: str, tokens: int, seconds: float) -> None:
+        """``source`` took ``seconds`` to propose ``tokens`` tokens."""
 
-    def observe(self, feature: str, accepted: bool) -> None:
-        """A verified token with ``feature`` stood (or not)."""
+    def observe(self, feature: str, accepted: bool, confidence: float | None = None) -> None:
+        """A verified token with ``feature`` (and the drafter's ``confidence``) stood or not."""
 
     def record_pass(self, positions: int, seconds: float) -> None:
         """A verification pass over ``positions`` positions took ``seconds``."""
@@ -89,6 +94,21 @@ class FixedDraftLength(DraftLength):
 
     def remaining(self) -> int:
         return self.max_tokens - self._count
+
+
+@dataclass
+class _Calibration:
+    """Exponentially decayed sums of confidence and acceptance, with a prior of 2 tokens."""
+
+    confidence: float = 0.0
+    accepted: float = 0.0
+
+    def add(self, confidence: float, accepted: bool, decay: float) -> None:
+        self.confidence = decay * self.confidence + confidence
+        self.accepted = decay * self.accepted + (1.0 if accepted else 0.0)
+
+    def factor(self) -> float:
+        return (self.accepted + 2.0) / (self.confidence + 2.0)
 
 
 @dataclass
@@ -128,9 +148,12 @@ class AdaptiveDraftLength(DraftLength):
     cost_ratio: float | None = None
     decay: float = 0.97
     _rates: dict[str, _Rate] = field(default_factory=dict, repr=False)
+    _calibration: dict[str, _Calibration] = field(default_factory=dict, repr=False)
     _fit: list[float] = field(default_factory=lambda: [0.0] * 5, repr=False)
+    _draft_cost: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _count: int = field(default=0, repr=False)
-    _positions: int = field(default=0, repr=False)
+    _drafts: int = field(default=0, repr=False)
+    _cost: float = field(default=1.0, repr=False)
     _joint: float = field(default=1.0, repr=False)
     _gain: float = field(default=1.0, repr=False)
 
@@ -148,19 +171,44 @@ class AdaptiveDraftLength(DraftLength):
 
     # ------------------------------------------------------------------ cost model
 
+    def _pass_seconds(self) -> tuple[float, float] | None:
+        """The fitted ``(a, b)`` in seconds, or None before a few passes of different sizes."""
+        w, sx, sy, sxx, sxy = self._fit
+        var = w * sxx - sx * sx
+        if w < 4 or var <= 1e-9 * max(w * sxx, 1.0):
+            return None
+        b = (w * sxy - sx * sy) / var
+        return (sy - b * sx) / w, b
+
     def pass_cost_ratio(self) -> float:
         """``b / a``: the cost of one more position relative to a pass's fixed cost."""
         if self.cost_ratio is not None:
             return self.cost_ratio
-        w, sx, sy, sxx, sxy = self._fit
-        var = w * sxx - sx * sx
-        if w < 4 or var <= 1e-9 * max(w * sxx, 1.0):
+        fit = self._pass_seconds()
+        if fit is None:
             return 0.05
-        b = (w * sxy - sx * sy) / var
-        a = (sy - b * sx) / w
+        a, b = fit
         if a <= 0:
             return 1.0
         return min(max(b / a, 0.005), 1.0)
+
+    def draft_cost_ratio(self, source: str) -> float:
+        """Seconds ``source`` spends per drafted token, relative to a pass's fixed cost ``a``."""
+        spent = self._draft_cost.get(source)
+        w = self._fit[0]
+        if spent is None or spent[1] <= 0 or w <= 0:
+            return 0.0
+        fit = self._pass_seconds()
+        a = fit[0] if fit is not None and fit[0] > 0 else self._fit[2] / w
+        return (spent[0] / spent[1]) / a if a > 0 else 0.0
+
+    def record_draft(self, source: str, tokens: int, seconds: float) -> None:
+        """``source`` took ``seconds`` to propose ``tokens`` tokens."""
+        if tokens <= 0 or not math.isfinite(seconds) or seconds < 0:
+            return
+        spent = self._draft_cost.setdefault(source, [0.0, 0.0])
+        spent[0] = self.decay * spent[0] + seconds
+        spent[1] = self.decay * spent[1] + tokens
 
     def record_pass(self, positions: int, seconds: float) -> None:
         if positions <= 0 or not math.isfinite(seconds) or seconds <= 0:
@@ -190,24 +238,34 @@ class AdaptiveDraftLength(DraftLength):
 
     def begin(self, positions: int) -> None:
         self._count = 0
-        self._positions = max(positions, 1)
+        self._drafts += 1
+        self._cost = 1.0 + self.pass_cost_ratio() * max(positions, 1)  # in units of a
         self._joint = 1.0
         self._gain = 1.0  # the token the pass always yields (correction or bonus)
 
     def add_forced(self, count: int = 1) -> None:
-        self._positions += count
+        self._cost += self.pass_cost_ratio() * count
 
     def admit(self, feature: str, confidence: float | None) -> bool:
         if self._count >= self.max_tokens:
             return False
-        p = self.rate(feature) if confidence is None else min(max(confidence, 0.0), 1.0)
+        if confidence is None:
+            p = self.rate(feature)
+        else:
+            cal = self._calibration.get(feature)
+            p = min(max(confidence * (1.0 if cal is None else cal.factor()), 0.0), 1.0)
         joint = self._joint * p
-        ratio = self.pass_cost_ratio()
-        # s_i / b >= E / (a + b n)  <=>  s_i * (1 + ratio * n) >= ratio * E   (a = 1)
-        if self._count > 0 and joint * (1.0 + ratio * self._positions) < ratio * self._gain:
+        # marginal cost of the token: its position in the pass, and drafting it (a = 1)
+        extra = self.pass_cost_ratio() + self.draft_cost_ratio(feature.split("/", 1)[0])
+        # s_i / extra >= E / cost: the token raises the expected tokens per second
+        worth = joint * self._cost >= extra * self._gain
+        # a draft's first token of a cheap drafter always goes (nothing else is learned
+        # otherwise); an expensive one's only when worth it, or every 8th draft (to re-learn)
+        first = self._count == 0 and (extra < 0.25 or self._drafts % 8 == 0)
+        if not (worth or first):
             return False
         self._count += 1
-        self._positions += 1
+        self._cost += extra
         self._joint = joint
         self._gain += joint
         return True
@@ -215,10 +273,10 @@ class AdaptiveDraftLength(DraftLength):
     def remaining(self) -> int:
         return self.max_tokens - self._count
 
-    def joint_floor(self) -> float:
-        ratio = self.pass_cost_ratio()
-        return ratio * self._gain / (1.0 + ratio * self._positions)
-
-    def observe(self, feature: str, accepted: bool) -> None:
+    def observe(self, feature: str, accepted: bool, confidence: float | None = None) -> None:
+        if confidence is not None:
+            cal = self._calibration.setdefault(feature, _Calibration())
+            cal.add(min(max(confidence, 0.0), 1.0), accepted, self.decay)
+            return
         rate = self._rates.setdefault(feature, _Rate())
         rate.add(1 if accepted else 0, 0 if accepted else 1, self.decay)

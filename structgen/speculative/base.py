@@ -49,9 +49,11 @@ class DraftRequest:
     want_q : bool
         Whether the verifier needs the drafter's distributions (``Proposal.q``): the
         acceptance rule ``min(1, p(x) / q(x))`` with full masks. Deterministic drafters ignore it.
-    joint_floor : float
-        A drafter that knows its confidences may stop once their product falls below this (the
-        draft-length policy would not admit more tokens; see ``structgen.speculative.adaptive``).
+    admit : callable or None
+        ``admit(source, label, confidence) -> bool``: the draft-length policy's verdict on one
+        more token (``structgen.speculative.adaptive``). A drafter that pays per token (runs a
+        model) calls it before each token it adds and stops at the first False; it then sets
+        ``Proposal.admitted`` so the loop does not ask again.
     """
 
     context: list[int]
@@ -61,7 +63,7 @@ class DraftRequest:
     params: SamplingParams
     noise: Callable[[int], torch.Tensor] | None = None
     want_q: bool = False
-    joint_floor: float = 0.0
+    admit: Callable[[str, str, float | None], bool] | None = None
 
 
 @dataclass
@@ -84,6 +86,8 @@ class Proposal:
         A label per token (e.g. how strong the match behind it is); the adaptive draft length
         learns an acceptance rate per ``source/label`` for tokens without a confidence.
         Default: the token's index in the proposal.
+    admitted : bool
+        Every token already passed ``DraftRequest.admit``.
     """
 
     tokens: list[int]
@@ -91,6 +95,7 @@ class Proposal:
     confidence: list[float] | None = None
     source: str = ""
     features: list[str] | None = None
+    admitted: bool = False
 
 
 class Drafter(ABC):

@@ -130,6 +130,7 @@ class _Unit:
     token: int
     source: str
     feature: str
+    confidence: float | None
     q: torch.Tensor | None
     forced: list[int]
 
@@ -252,9 +253,15 @@ class _Run:
                     params=self.params,
                     noise=self.noise,
                     want_q=want_q,
-                    joint_floor=policy.joint_floor(),
+                    admit=lambda src, label, conf: policy.admit(f"{src}/{label}", conf),
                 )
+                t = time.perf_counter()
                 proposal = self.drafter.propose(request)
+                policy.record_draft(
+                    proposal.source or self.drafter.name,
+                    len(proposal.tokens),
+                    time.perf_counter() - t,
+                )
                 tokens = list(proposal.tokens[: request.max_tokens])
                 if not tokens:
                     break
@@ -268,7 +275,7 @@ class _Run:
                     confidence = proposal.confidence[j] if proposal.confidence else None
                     label = proposal.features[j] if proposal.features else str(min(j, 3))
                     feature = f"{source}/{label}"
-                    if not policy.admit(feature, confidence):
+                    if not proposal.admitted and not policy.admit(feature, confidence):
                         return units
                     token = tokens[j]
                     q = proposal.q[j] if proposal.q is not None else None
@@ -276,7 +283,7 @@ class _Run:
                     consumed += 1
                     context.append(token)
                     n += 1
-                    unit = _Unit(token, source, feature, q, [])
+                    unit = _Unit(token, source, feature, confidence, q, [])
                     units.append(unit)
                     if matcher.is_terminated():
                         return units
@@ -348,7 +355,7 @@ class _Run:
             self.stats.drafts += 1
         self.stats.proposed += len(units)
         tally: dict[str, list[int]] = {}
-        verdicts: list[tuple[str, bool]] = []
+        verdicts: list[tuple[_Unit, bool]] = []
         row = first_row
         try:
             for u in units:
@@ -358,13 +365,13 @@ class _Run:
                 if token == -1:  # near tie: decide exactly as generate would
                     self.in_cache = kept
                     token = self._redo_as_generate()
-                    verdicts.append((u.feature, token == u.token))
+                    verdicts.append((u, token == u.token))
                     if token == u.token:
                         counts[1] += 1
                         self.stats.accepted += 1
                     self._emit(token, None)
                     return
-                verdicts.append((u.feature, token == u.token))
+                verdicts.append((u, token == u.token))
                 if token != u.token:
                     self.lm.crop(self.cache, kept)
                     self.in_cache = kept
@@ -386,8 +393,8 @@ class _Run:
             if self.in_cache > kept and self.lm.cache_len(self.cache) > kept:
                 self.lm.crop(self.cache, kept)
                 self.in_cache = kept
-            for feature, stood in verdicts:
-                self.policy.observe(feature, stood)
+            for unit, stood in verdicts:
+                self.policy.observe(unit.feature, stood, unit.confidence)
             for source, (proposed, accepted) in tally.items():
                 self.drafter.observe(source, proposed, accepted)
                 entry = self.stats.by_source.setdefault(source, [0, 0])

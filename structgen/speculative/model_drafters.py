@@ -12,8 +12,9 @@
     - sampling, mask verification: a draw from its masked distribution ``q~``, returned as
       ``Proposal.q`` for the ``min(1, p~/q~)`` rule.
 
-    Its confidence in a token is the (unmasked) probability it gave it; drafting stops once the
-    product falls below ``DraftRequest.joint_floor``.
+    Its confidence in a token is the (unmasked) probability it gave it; before each token it
+    asks the draft-length policy (``DraftRequest.admit``) and stops at the first refusal, so no
+    forward pass is spent on a token that would not pay.
 
 ``LayerSkipDrafter``
     Self-speculation: the target's own first ``num_layers`` decoder layers, its final norm and LM
@@ -130,7 +131,6 @@ class ModelDrafter(Drafter):
         confidence: list[float] = []
         eos = matcher.compiled.vocab.eos_token_ids
         position = len(request.context)
-        joint = 1.0
         consumed = 0
         try:
             for i in range(request.max_tokens):
@@ -149,10 +149,14 @@ class ModelDrafter(Drafter):
                     assert request.noise is not None
                     token = coupled_choice(row, matcher, params, request.noise(position)).token
                     conf = float(warp_logits(row, params).exp()[token])
+                label = str(min(i, 3))
+                if request.admit is not None and not request.admit(self.name, label, conf):
+                    if request.want_q and not params.greedy:
+                        qs.pop()
+                    break
                 tokens.append(token)
                 confidence.append(conf)
-                joint *= conf
-                if token in eos or i == request.max_tokens - 1 or joint < request.joint_floor:
+                if token in eos or i == request.max_tokens - 1:
                     break
                 matcher.consume_token(token)
                 consumed += 1
@@ -163,7 +167,13 @@ class ModelDrafter(Drafter):
         finally:
             matcher.rollback(consumed)
         q_out = qs if request.want_q and not params.greedy else None
-        return Proposal(tokens, q=q_out, confidence=confidence, source=self.name)
+        return Proposal(
+            tokens,
+            q=q_out,
+            confidence=confidence,
+            source=self.name,
+            admitted=request.admit is not None,
+        )
 
 
 def _fit(logits: torch.Tensor, width: int) -> torch.Tensor:
