@@ -144,11 +144,28 @@ def _chain(
         end = min(start + _BLOCK, len(bound))
         level: Expr | None = None
         run = ""  # digits with no exits, waiting to prefix ``level``
-        for i in reversed(range(start, end)):
+        i = end
+        while i > start:
+            i -= 1
             if not exits[i]:
                 run = bound[i] + run
                 continue
-            options: list[Expr] = [Regex(x) if x else EMPTY for x in exits[i]]
+            if list(exits[i]) == [""]:
+                # a run of one digit where the string may only stop (``-0.000...``): one
+                # counted regex instead of one level per digit
+                first = i
+                while first > start and list(exits[first - 1]) == [""]:
+                    if bound[first - 1] != bound[i]:
+                        break
+                    first -= 1
+                digit, count = bound[i], i - first + 1
+                stops: Expr = EMPTY if count == 1 else Regex(f"{digit}{{0,{count - 1}}}")
+                options = [stops]
+                if level is not None:
+                    options.append(seq(lit(digit * count + run), level))
+                level, run, i = alt(*options), "", first
+                continue
+            options = [Regex(x) if x else EMPTY for x in exits[i]]
             if level is not None:
                 options.append(seq(lit(bound[i] + run), level))
             level, run = alt(*options), ""
