@@ -91,6 +91,52 @@ class DistinctKeys:
         return f"members in any order: distinct names, required {list(self.required)}"
 
 
+@dataclass(frozen=True)
+class UniqueLastItem:
+    """Early ``uniqueItems``: accept the items of an array, written without their brackets
+    (``1, "a", [2]``), iff the last item differs from every earlier one (JSON equality:
+    ``1 == 1.0``, ``true != 1``, objects regardless of member order).
+
+    The lowering puts it on each non-empty prefix of a ``uniqueItems`` array, left-recursively,
+    so a prefix extends only after its own check passed: the earlier items are then distinct
+    already and comparing the last one suffices. A prefix with a duplicate has no valid
+    completion, so this rejects nothing the array's own check would accept (sound), and it
+    rejects the token that completes a duplicate item instead of the closing bracket.
+    """
+
+    def __call__(self, data: bytes) -> bool:
+        return _unique_last(data)
+
+    def describe(self) -> str:
+        """What this check enforces."""
+        return "uniqueItems, on each item's completion"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _unique_last(data: bytes) -> bool:
+    try:
+        items = json.loads(b"[" + data + b"]")
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(items, list) or not items:
+        return False
+    last = items[-1]
+    return not any(_json_equal(last, other) for other in items[:-1])
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON Schema equality (as jsonschema's ``uniqueItems`` and ``enum`` compare)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return bool(a == b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _distinct_keys(check: DistinctKeys, data: bytes) -> bool:
     objects: list[list[tuple[str, Any]]] = []
@@ -132,4 +178,4 @@ def canonical(schema: Any) -> str:
     return json.dumps(schema, sort_keys=True, separators=(",", ":"))
 
 
-__all__ = ["DistinctKeys", "JsonSchemaCheck", "canonical", "resolve_pointer"]
+__all__ = ["DistinctKeys", "JsonSchemaCheck", "UniqueLastItem", "canonical", "resolve_pointer"]

@@ -41,8 +41,10 @@ invalid instance):
     * Declared keys are accepted in those two spellings too; numbers: see ``json_numbers``;
       ``pattern``/length: see ``json_strings``.
     * ``$ref`` and ``anyOf`` are refused next to other assertion keywords (that needs intersection).
-    * Whitespace: ``"bounded"`` (default, ``json_strings.BOUNDED_WHITESPACE``) between tokens, none
-      before or after the top-level value; ``"compact"``: none; or a custom ``whitespace_pattern``.
+    * Whitespace: ``"flexible"`` (default, ``json_strings.BOUNDED_WHITESPACE``; old name
+      ``"bounded"``) between tokens, none before or after the top-level value; ``"compact"``: none;
+      ``"pretty"``: the ``json.dumps(indent=2)`` layout (``json_layout``); or a custom
+      ``whitespace_pattern``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ from typing import Any
 from structgen.errors import ConfigurationError, InvalidSchema, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck
+from structgen.grammar.json_layout import (
+    MAX_PRETTY_DEPTH,
+    PRETTY_MARK,
+    WHITESPACE_MODES,
+    pretty_layout,
+)
 from structgen.grammar.json_numbers import number_spellings
 from structgen.grammar.json_refs import RemoteRef, bundle
 from structgen.grammar.json_rules import finish_rules
@@ -103,6 +111,9 @@ recurse on the nesting; past this depth they would exhaust Python's recursion li
 
 DEFAULT_MAX_SECONDS = 60.0
 """The lowering's time bound without ``limits=`` (``CompileLimits().max_seconds``)."""
+
+DEFAULT_WHITESPACE = "flexible"
+"""The whitespace layout when none is given (measured: docs/json_schema.md, "Whitespace")."""
 
 _LEGACY_REF_DIALECTS = frozenset(
     "Draft3Validator Draft4Validator Draft6Validator Draft7Validator".split()
@@ -159,7 +170,13 @@ class JsonSchemaOptions:
         additional_properties: ``"declared"`` (default): where ``properties`` is given and
             ``additionalProperties`` is not, only declared keys are allowed; ``"spec"``: any extra
             key with any value (the JSON Schema reading). An explicit value always wins.
-        whitespace: ``"bounded"`` (default) or ``"compact"`` (no whitespace at all).
+        whitespace: the layout between tokens (none before or after the document):
+            ``"flexible"`` (default; ``"bounded"`` is its old name): at most one space, or one
+            line break and up to 20 spaces or 5 tabs (``json_strings.BOUNDED_WHITESPACE``), so
+            the model keeps its own layout within a bound; ``"compact"``: none, the layout of
+            ``json.dumps(value, separators=(",", ":"))``; ``"pretty"``: exactly the layout of
+            ``json.dumps(value, indent=2)`` (``json_layout``; flexible below
+            ``MAX_PRETTY_DEPTH`` nested containers).
         whitespace_pattern: a custom regex for the whitespace between tokens (exclusive with
             ``whitespace``); it may only match spaces, tabs, CR and LF.
         semantic_checks: (default True) enforce a keyword the grammar cannot express by a check:
@@ -223,9 +240,10 @@ class JsonSchemaOptions:
                 f"{self.additional_properties!r}",
                 keyword="additional_properties",
             )
-        if self.whitespace not in (None, "bounded", "compact"):
+        if self.whitespace not in (None, "bounded", *WHITESPACE_MODES):
             raise ConfigurationError(
-                f"whitespace must be 'bounded' or 'compact', got {self.whitespace!r}",
+                "whitespace must be one of "
+                f"{', '.join(repr(m) for m in WHITESPACE_MODES)}, got {self.whitespace!r}",
                 keyword="whitespace",
                 hint="use whitespace_pattern for a custom regex",
             )
@@ -251,11 +269,24 @@ class JsonSchemaOptions:
         return self.limits.max_seconds  # type: ignore[no-any-return]
 
     @property
-    def whitespace_regex(self) -> str | None:
-        """The regex between tokens (``None``: no whitespace)."""
+    def whitespace_mode(self) -> str:
+        """``"compact"``, ``"flexible"``, ``"pretty"`` or ``"custom"`` (``whitespace_pattern``)."""
         if self.whitespace_pattern is not None:
+            return "custom"
+        if self.whitespace in (None, "bounded"):
+            return DEFAULT_WHITESPACE
+        return self.whitespace
+
+    @property
+    def whitespace_regex(self) -> str | None:
+        """The regex between tokens (``None``: no whitespace; for ``pretty`` the placeholder
+        ``json_layout.PRETTY_MARK`` rewritten per depth after the lowering)."""
+        mode = self.whitespace_mode
+        if mode == "custom":
             return self.whitespace_pattern
-        return None if self.whitespace == "compact" else BOUNDED_WHITESPACE
+        if mode == "pretty":
+            return PRETTY_MARK.pattern
+        return None if mode == "compact" else BOUNDED_WHITESPACE
 
 
 class SchemaLowering(TypeLowering):
@@ -287,6 +318,8 @@ class SchemaLowering(TypeLowering):
             self.rules.update(self._any_rules())
         where, why = self.never_reason or ("#", "the schema accepts nothing")
         rules = finish_rules(self.rules, self.rule_pointers, unsatisfiable=(where, why))
+        if self.options.whitespace_mode == "pretty":
+            rules = pretty_layout(rules)
         return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=self._notes())
 
     def check_metaschema(self) -> None:
@@ -405,11 +438,16 @@ class SchemaLowering(TypeLowering):
         ws = self.options
         if ws.whitespace_pattern is not None:
             ws_note = f"whitespace: custom pattern {ws.whitespace_pattern!r} between tokens"
-        elif ws.whitespace == "compact":
+        elif ws.whitespace_mode == "compact":
             ws_note = "whitespace: compact (none anywhere)"
+        elif ws.whitespace_mode == "pretty":
+            ws_note = (
+                "whitespace: pretty (the layout of json.dumps(indent=2); flexible below "
+                f"{MAX_PRETTY_DEPTH} nested containers)"
+            )
         else:
             ws_note = (
-                f"whitespace: bounded {BOUNDED_WHITESPACE!r} between tokens (see "
+                f"whitespace: flexible {BOUNDED_WHITESPACE!r} between tokens (see "
                 "json_strings.BOUNDED_WHITESPACE); none around the document"
             )
         reading = (

@@ -36,7 +36,7 @@ from structgen.grammar.ir import (
     opt,
     seq,
 )
-from structgen.grammar.json_checks import DistinctKeys, canonical
+from structgen.grammar.json_checks import DistinctKeys, UniqueLastItem, canonical
 from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
     ANY_DRAFT_FORMATS,
@@ -75,6 +75,9 @@ _REFERENCE_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef", "$id"})
 
 MAX_UNROLLED_COUNT = 256
 """Larger minLength/maxLength/minItems/maxItems bounds are enforced by a check, not unrolled."""
+EARLY_UNIQUE_ITEMS = 32
+"""``uniqueItems`` is checked as each item completes up to this many items (one rule per
+position; left recursion is not allowed in the rule table), then only by the array's check."""
 _RANK = {"annotation": 0, "grammar": 1, "check": 2, "refused": 3}
 NEVER: Expr = Alt(())
 """The empty language (only inside rule tables; removed before the grammar is returned)."""
@@ -667,6 +670,9 @@ class TypeLowering(LoweringBase):
             )
         need = low  # the real minimum, for the satisfiability tests below
         low, high = self._unrolled(ctx, low, high, ("minItems", "maxItems"))
+        unique = schema.get("uniqueItems") is True and "uniqueItems" in self.checked_keywords.get(
+            ctx.pointer, ()
+        )
         prefix: list[Expr] = []
         cap = high
         if "prefixItems" in active:
@@ -681,7 +687,7 @@ class TypeLowering(LoweringBase):
                 prefix.append(expr)
         item: Expr | None
         if "items" not in active:
-            if not prefix and not low and high is None and cap is None:
+            if not prefix and not low and high is None and cap is None and not unique:
                 return self._any_array()
             item = self._any_value()
         elif isinstance(schema["items"], list):
@@ -703,6 +709,9 @@ class TypeLowering(LoweringBase):
         if cap == 0:
             return empty
         count = len(prefix)
+        if unique:
+            nonempty = self._unique_items(prefix, item, low, cap, ctx)
+            return alt(nonempty, empty) if low == 0 else nonempty
         # ``tail``: the elements after the first, built from the end
         if item is None or (cap is not None and cap <= count):
             tail: Expr = EMPTY
@@ -720,6 +729,37 @@ class TypeLowering(LoweringBase):
         assert head is not None
         nonempty = seq(lit("["), self.ws, head, tail, self.ws, lit("]"))
         return alt(nonempty, empty) if low == 0 else nonempty
+
+    def _unique_items(
+        self, prefix: list[Expr], item: Expr | None, low: int, cap: int | None, ctx: SchemaCtx
+    ) -> Expr:
+        """A non-empty ``uniqueItems`` array whose item prefixes are checked as each item
+        completes (``UniqueLastItem``): rule ``k`` is the first ``k`` items, ``k - 1`` items
+        then a separator and one more item, checked; a prefix extends only after its check
+        passed, so the token completing a duplicate item is rejected. Past
+        ``EARLY_UNIQUE_ITEMS`` items the rest is a plain repeat (the array's own check still
+        covers it). The language is unchanged: every prefix of a valid array passes."""
+        check = UniqueLastItem()
+        shared = self._share(item, ctx) if item is not None else None
+        most = len(prefix) if shared is None else cap  # None: unbounded
+        chain = EARLY_UNIQUE_ITEMS if most is None else most
+        chain = max(min(chain, EARLY_UNIQUE_ITEMS), len(prefix), low, 1)
+        ends: list[Expr] = []
+        previous: str | None = None
+        for k in range(1, chain + 1):
+            element = prefix[k - 1] if k <= len(prefix) else shared
+            assert element is not None
+            body = (
+                element if previous is None else Check(seq(Ref(previous), self.sep, element), check)
+            )
+            previous = self.new_rule("unique", ctx.pointer, body)
+            if k >= max(low, 1):
+                ends.append(Ref(previous))
+        assert previous is not None
+        if shared is not None and (most is None or most > chain):
+            rest = Repeat(seq(self.sep, shared), 1, None if most is None else most - chain)
+            ends.append(seq(Ref(previous), rest))
+        return seq(lit("["), self.ws, alt(*ends), self.ws, lit("]"))
 
 
 _NUMBER_NOTES = {

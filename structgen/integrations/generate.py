@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 
 from structgen.compiler import CompiledGrammar, compile
+from structgen.decoding.recovery import with_recovery
 from structgen.errors import ConfigurationError
 from structgen.grammar.ir import Grammar
 from structgen.integrations.lm import CausalLM
@@ -47,6 +48,8 @@ class GenerationStats:
     proposed_tokens: int = 0  # speculative: drafted tokens the model verified
     accepted_tokens: int = 0  # speculative: drafted tokens that stood
     speculative: Any = None  # speculative: the loop's SpeculativeStats
+    backtracks: int = 0  # dead-end recovery: back-ups (structgen.decoding.recovery)
+    discarded_tokens: int = 0  # dead-end recovery: tokens the back-ups discarded
 
     @property
     def ms_per_token(self) -> float:
@@ -200,6 +203,7 @@ def generate(
     token_healing: bool = False,
     sampler_options: dict[str, Any] | None = None,
     speculative: Any = None,
+    recovery: Any = "auto",
 ) -> GenerationResult:
     """Generate text that conforms to a schema, grammar or regex.
 
@@ -234,6 +238,13 @@ def generate(
             the same tokenizer. Greedy output is the same token for token; sampled output has
             the same distribution (``sampler="awrs"``: Gumbel-coupled verification,
             ``"masked"``: the ``min(1, p/q)`` rule on full masks). See structgen.speculative.
+        recovery: dead-end recovery where a semantic check refuses the value the model wanted
+            to complete (``structgen.decoding.recovery``): ``"auto"`` (default; on for grammars
+            with checks), ``"off"``/``False``, or a ``RecoveryOptions`` (or a dict of its
+            fields: ``max_backtracks``, ``patience``, ``max_discarded``,
+            ``grammar_refusals``). The loop backs up to the start of that value and resamples
+            with the refused continuation excluded; the count is in ``stats.backtracks``. The
+            default loop only (not the grammar-aligned or speculative ones).
 
     Returns:
         A ``GenerationResult``; ``.value`` holds the parsed JSON for schemas.
@@ -297,6 +308,10 @@ def generate(
     tokens: list[int] = []
     reason = "max_new_tokens"
     log_weight = 0.0
+    # dead-end recovery: the sampler backs up over a value a check refused (its own module)
+    chooser = with_recovery(
+        recovery, chooser, compiled, lm, cache, ids, tokens, max_new_tokens, stats
+    )
     base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
     base_masks = getattr(getattr(chooser, "stats", None), "full_masks", 0)
 
@@ -360,7 +375,7 @@ def generate(
         value=value,
         reason=reason,
         stats=stats,
-        log_weight=log_weight if stats.forced_tokens == 0 else None,
+        log_weight=log_weight if stats.forced_tokens == 0 and not stats.backtracks else None,
     )
 
 

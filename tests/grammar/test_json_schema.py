@@ -882,7 +882,7 @@ def test_report_and_notes() -> None:
     "options",
     [
         {"additional_properties": "strict"},
-        {"whitespace": "pretty"},
+        {"whitespace": "indented"},
         {"whitespace_pattern": "[ a]*"},
         {"whitespace_pattern": "("},
         {"whitespace_pattern": 3},

@@ -356,7 +356,7 @@ def test_moderate_nesting_works(kind: str, depth: int) -> None:
     [
         ({"semantic_checks": "no"}, "True or False"),
         ({"best_effort": "yes"}, "True or False"),
-        ({"whitespace": "pretty"}, "'bounded' or 'compact'"),
+        ({"whitespace": "indented"}, "'compact', 'flexible', 'pretty'"),
         ({"additional_properties": "strict"}, "'declared' or 'spec'"),
         ({"property_order": "sorted"}, "'schema' or 'any'"),
         ({"limits": "fast"}, "CompileLimits"),

@@ -1,0 +1,1 @@
+"""Decode-loop helpers: dead-end recovery (``recovery``) over refuted prefixes (``refuted``)."""

@@ -1,0 +1,272 @@
+"""Dead-end recovery (structgen.decoding.recovery) through ``generate``, on a scripted fake model
+over a byte-level vocabulary with the real grammar, matcher and samplers; plus its parts: the JSON
+scanner, the refuted-prefix store and the token prefix index."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+
+import structgen as sg
+from structgen.decoding.recovery import JsonScanner, RecoveryOptions
+from structgen.decoding.refuted import RefutedPrefixes, TokenPrefixIndex
+from structgen.errors import ConfigurationError
+from structgen.integrations import generate as gen_module
+from structgen.integrations.lm import CausalLM, Step
+from structgen.sampling.warp import NoAllowedToken
+
+EXTRA = [b'"a"', b'"b"', b", ", b'"]', b"8.5", b"0.5"]
+VOCAB = sg.Vocabulary.byte_level(EXTRA)
+TOKEN = {data: i for i, data in enumerate(VOCAB.token_bytes) if data}
+
+
+class _Inner:
+    def get_output_embeddings(self) -> None:
+        return None
+
+
+class ScriptedLM(CausalLM):
+    """A fake causal LM whose favourite next tokens are a function of the text so far
+    (``policy(text) -> [bytes, ...]`` in order of preference; every other token scores lower)."""
+
+    def __init__(self, policy: Any) -> None:  # no super().__init__: there is no real model
+        self.model = _Inner()
+        self.policy = policy
+        self.forward_passes = 0
+
+    def new_cache(self) -> list[int]:
+        return []
+
+    @staticmethod
+    def cache_len(cache: list[int]) -> int:
+        return len(cache)
+
+    @staticmethod
+    def crop(cache: list[int], length: int) -> None:
+        del cache[length:]
+
+    def forward(self, ids: Any, cache: list[int], *, last_only: bool = False) -> Step:
+        cache.extend(int(t) for t in ids[0])
+        self.forward_passes += 1
+        text = b"".join(VOCAB.token_bytes[t] for t in cache[1:])  # cache[0]: the prompt token
+        logits = torch.full((VOCAB.vocab_size,), -5.0)
+        for rank, data in enumerate(self.policy(text)):
+            logits[TOKEN[data]] = 20.0 - rank
+        return Step(logits=logits[None, None])
+
+
+class FakeTokenizer:
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        return {"input_ids": [TOKEN[b"\n"]]}
+
+
+def _run(policy: Any, schema: Any, **kwargs: Any) -> sg.GenerationResult:
+    tok = FakeTokenizer()
+    gen_module._VOCABS[tok] = VOCAB  # the vocabulary of this fake tokenizer
+    return sg.generate(ScriptedLM(policy), tok, "x", schema=schema, **kwargs)
+
+
+def _inside_string(text: bytes) -> bool:
+    stack, start, kind, _ = JsonScanner.step(JsonScanner.INITIAL, text, 0)
+    return kind == 1
+
+
+def _items(text: bytes) -> int:
+    return text.count(b",") + 1
+
+
+def duplicating_policy(text: bytes) -> list[bytes]:
+    """Wants ``"a"`` as every item (a duplicate after the first), then ``]`` after 3 items."""
+    if _inside_string(text):
+        if text.endswith(b'"'):
+            return [b"a", b"b", b"c"]
+        return [b'"', b"a", b"b", b"c"]
+    if text.endswith((b"[", b", ")):
+        return [b'"a"', b'"', b"a"]
+    return [b", ", b"]"] if _items(text) < 3 else [b"]", b", "]
+
+
+UNIQUE = {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 2}
+
+
+def test_recovery_backs_up_over_a_duplicate_item_and_completes_valid() -> None:
+    result = _run(duplicating_policy, UNIQUE, max_new_tokens=40)
+    assert result.complete, result.text
+    jsonschema.validate(result.value, UNIQUE)
+    # item 2: "a" refuted, "b" written; item 3: "a" again, a second dead end in this array:
+    # the separator before it is refuted where the array may close, so it closes
+    assert result.value == ["a", "b"]
+    assert result.stats.backtracks == 2
+    assert result.stats.discarded_tokens >= result.stats.backtracks
+    assert result.log_weight is None  # the distribution changed: no weight
+
+
+def test_where_the_array_cannot_close_the_items_are_resampled() -> None:
+    schema = {**UNIQUE, "minItems": 3}
+    result = _run(duplicating_policy, schema, max_new_tokens=40)
+    assert result.complete, result.text
+    assert result.value == ["a", "b", "c"]
+    assert result.stats.backtracks >= 2
+
+
+ENUM_ITEMS = {
+    "type": "array",
+    "items": {"enum": ["a", "b", "c"]},
+    "uniqueItems": True,
+    "minItems": 2,
+}
+
+
+def test_a_prefix_with_no_completion_is_a_dead_end_without_recovery() -> None:
+    """``["a", "a`` is a prefix of the grammar (the check fires only when the item completes)
+    whose one completion the check refuses: masked decoding has nowhere to go."""
+    with pytest.raises(NoAllowedToken):
+        _run(duplicating_policy, ENUM_ITEMS, max_new_tokens=40, recovery="off")
+    result = _run(duplicating_policy, ENUM_ITEMS, max_new_tokens=40)
+    assert result.complete, result.text
+    jsonschema.validate(result.value, ENUM_ITEMS)
+    assert result.stats.backtracks >= 1
+
+
+def test_without_recovery_the_model_writes_what_it_is_forced_to() -> None:
+    result = _run(duplicating_policy, UNIQUE, max_new_tokens=40, recovery="off")
+    assert result.value == ["a", "aa", "aaa"] and result.stats.backtracks == 0
+
+
+def test_recovery_is_bounded() -> None:
+    def stubborn(text: bytes) -> list[bytes]:  # only ever wants "a", in every position
+        if _inside_string(text):
+            return [b'"', b"a"] if not text.endswith(b'"') else [b"a"]
+        return [b'"a"', b", ", b'"', b"]"]
+
+    opts = RecoveryOptions(max_backtracks=3)
+    result = _run(stubborn, UNIQUE, max_new_tokens=30, recovery=opts, temperature=0.0)
+    assert result.stats.backtracks <= 3
+    assert result.stats.discarded_tokens <= 30
+    assert result.stats.new_tokens <= 30
+    if result.complete:
+        jsonschema.validate(result.value, UNIQUE)
+
+
+def test_number_refused_by_a_check_is_resampled() -> None:
+    """``multipleOf: 0.25`` on a bounded number stays partly a check here; the model wants 8.5
+    (over the maximum), is refused when it closes the number, and gets a value that passes."""
+    schema = {
+        "type": "object",
+        "properties": {"s": {"type": "number", "minimum": 0, "maximum": 1}},
+        "required": ["s"],
+        "not": {"properties": {"s": {"const": 0.5}}},  # a check on the object
+    }
+
+    def policy(text: bytes) -> list[bytes]:
+        if text.endswith(b": "):
+            return [b"8.5", b"0.5", b"1"]
+        if text.endswith((b"8.5", b"0.5", b"1")):
+            return [b"}", b"0"]
+        if text == b"{":
+            return [b'"', b"s"]
+        return [b'"', b"s", b":", b" ", b"}", b"0"]
+
+    result = _run(policy, schema, max_new_tokens=40)
+    assert result.complete, result.text
+    jsonschema.validate(result.value, schema)
+    assert result.value == {"s": 1}
+    assert result.stats.backtracks >= 1
+
+
+def test_recovery_option_values_are_validated() -> None:
+    with pytest.raises(ConfigurationError, match="recovery"):
+        _run(duplicating_policy, UNIQUE, max_new_tokens=5, recovery="sometimes")
+    with pytest.raises(ConfigurationError, match="max_backtracks"):
+        RecoveryOptions(max_backtracks=-1)
+    with pytest.raises(ConfigurationError, match="patience"):
+        _run(duplicating_policy, UNIQUE, max_new_tokens=5, recovery={"patience": "x"})
+
+
+def test_grammars_without_checks_run_unchanged() -> None:
+    schema = {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3}
+    on = _run(duplicating_policy, schema, max_new_tokens=30)
+    off = _run(duplicating_policy, schema, max_new_tokens=30, recovery="off")
+    assert on.tokens == off.tokens and on.complete
+    assert on.value == ["a", "a", "a"] and on.stats.backtracks == 0
+
+
+# -- parts -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, innermost",
+    [
+        (b"", -1),
+        (b"[", 0),
+        (b'{"k', 1),
+        (b'{"k": ', 0),
+        (b'{"k": [1, 2', 10),
+        (b'{"k": [1, 2]', 0),
+        (b'["a\\"b', 1),
+        (b'["a\\"b"', 0),
+        (b"[tru", 1),
+        (b"[true, -1.5e", 7),
+        (b"[[]", 0),
+        (b'[1, "]"', 0),
+    ],
+)
+def test_scanner_finds_the_innermost_open_value(text: bytes, innermost: int) -> None:
+    whole = JsonScanner.step(JsonScanner.INITIAL, text, 0)
+    assert JsonScanner.innermost(whole) == innermost
+    state = JsonScanner.INITIAL  # byte by byte gives the same state
+    for i in range(len(text)):
+        state = JsonScanner.step(state, text[i : i + 1], i)
+    assert state == whole
+
+
+def test_scanner_tracks_what_closes() -> None:
+    state = JsonScanner.step(JsonScanner.INITIAL, b'{"a": [1, 22', 0)
+    assert JsonScanner.is_open(state, 10) and JsonScanner.is_open(state, 6)
+    closed = JsonScanner.step(state, b"]", 12)
+    assert not JsonScanner.is_open(closed, 10) and not JsonScanner.is_open(closed, 6)
+    assert JsonScanner.is_open(closed, 0)
+
+
+def test_refuted_prefixes() -> None:
+    store = RefutedPrefixes()
+    assert store.add(b'["a", "fel')
+    assert not store.add(b'["a", "feline')  # already covered by a shorter refuted prefix
+    assert store.add(b'["a", "do')
+    assert not store.is_refuted(b'["a", "fox')
+    assert store.is_refuted(b'["a", "fel"')
+    assert not store.is_refuted(b'["b", "fel"')
+    assert sorted(store.pending(b'["a", "')) == [b"do", b"fel"]
+    assert store.pending(b'["a", "f') == [b"el"]
+    assert store.pending(b'["a", "x') == []
+    assert store.pending(b"[") == [b'"a", "do', b'"a", "fel'] or sorted(store.pending(b"[")) == [
+        b'"a", "do',
+        b'"a", "fel',
+    ]
+    assert store.add(b'["a", "f')  # a shorter one replaces the longer
+    assert set(store) == {b'["a", "f', b'["a", "do'} and len(store) == 2
+    store.clear()
+    assert not len(store)
+    with pytest.raises(ValueError):
+        store.add(b"")
+
+
+def test_token_prefix_index_matches_a_scan_of_the_vocabulary() -> None:
+    tokens = [b"a", b"ab", b"abc", b"b", b"\xff", b"\xff\xff", b"\xff\x00", b"", b"ac", b"a\xff"]
+    index = TokenPrefixIndex(tokens)
+    for prefix in [b"a", b"ab", b"b", b"\xff", b"\xff\xff", b"c", b"a\xff", b"abcd"]:
+        expected = sorted(i for i, t in enumerate(tokens) if t.startswith(prefix))
+        assert sorted(index.starting_with(prefix).tolist()) == expected, prefix
+    assert TokenPrefixIndex.for_vocab(VOCAB) is TokenPrefixIndex.for_vocab(VOCAB)
+    ids = TokenPrefixIndex.for_vocab(VOCAB).starting_with(b'"a')
+    assert set(np.asarray(ids).tolist()) == {TOKEN[b'"a"']}
+
+
+def test_result_text_is_json() -> None:
+    result = _run(duplicating_policy, UNIQUE, max_new_tokens=40)
+    assert json.loads(result.text) == result.value
