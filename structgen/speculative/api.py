@@ -79,6 +79,12 @@ def generate_speculative(
     if max_new_tokens < 1:
         raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p)
+    if isinstance(sampler, str) and sampler not in ("awrs", "masked"):
+        raise ConfigurationError(
+            f"Invalid sampler for speculative decoding: expected 'awrs' or 'masked', got "
+            f"{sampler!r}",
+            hint="the grammar-aligned samplers have their own loop: pass speculative=None",
+        )
     if not params.greedy and sampler not in ("awrs", "masked"):
         raise ConfigurationError(
             f"Invalid sampler for speculative sampling: expected 'awrs' or 'masked', got "

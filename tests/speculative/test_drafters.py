@@ -250,3 +250,13 @@ def test_processor_follows_assisted_generation_call_patterns() -> None:
     call([a, b, c, c, c])  # jumps ahead by three tokens
     with pytest.raises(sg.ConstraintViolation):
         call([a, b, ord("z")])
+
+
+def test_generate_refuses_samplers_the_loop_cannot_verify() -> None:
+    for sampler in ("smc", "asap"):
+        with pytest.raises(sg.ConfigurationError, match="speculative"):
+            sg.generate(None, None, "x", regex="a", sampler=sampler, speculative="auto")
+    with pytest.raises(sg.ConfigurationError, match="sampler"):
+        sg.generate(
+            None, None, "x", regex="a", sampler=object(), temperature=1.0, speculative="auto"
+        )
