@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NATIVE_ABI 3
+#define NATIVE_ABI 4
 
 static PyObject *LimitExceeded = NULL; /* structgen.errors.LimitExceeded, set by _set_errors */
 
@@ -240,8 +240,6 @@ static int32_t dfa_intern(DfaObject *d, const int32_t *set, size_t n) {
     d->row_done[sid] = 0;
     int32_t *row = d->table + (size_t)sid * 256;
     for (int b = 0; b < 256; b++) row[b] = -1;
-    if (PyList_Append(d->accept_list, acc ? Py_True : Py_False) < 0) return -1;
-    if (PyList_Append(d->pyrows, Py_None) < 0) return -1;
     d->n_states = sid + 1;
     if ((size_t)d->n_states * 2 > d->ht_cap) {
         if (dfa_rehash(d, d->ht_cap ? d->ht_cap * 2 : 64) < 0) return -1;
@@ -502,14 +500,6 @@ static PyObject *dfa_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (dfa_intern(d, NULL, 0) != 0) goto fail;
     memset(d->table, 0, 256 * sizeof(int32_t));
     d->row_done[0] = 1;
-    {
-        PyObject *row = PyList_New(256);
-        if (!row) goto fail;
-        PyObject *zero = PyLong_FromLong(0);
-        for (int b = 0; b < 256; b++) { Py_INCREF(zero); PyList_SET_ITEM(row, b, zero); }
-        Py_DECREF(zero);
-        PyList_SetItem(d->pyrows, 0, row);
-    }
     if (start >= 0 && start < n_nfa && d->live[start]) {
         if (dfa_closure_of(d, start) < 0) goto fail;
         int32_t sid = dfa_intern(d, d->cl_pool + d->cl_off[start], (size_t)d->cl_len[start]);
@@ -537,9 +527,13 @@ static PyObject *dfa_row(DfaObject *d, PyObject *arg) {
     long q = PyLong_AsLong(arg);
     if (q == -1 && PyErr_Occurred()) return NULL;
     if (check_state(d, q) < 0) return NULL;
-    PyObject *cached = PyList_GET_ITEM(d->pyrows, q);
-    if (cached != Py_None) return Py_NewRef(cached);
+    if (q < PyList_GET_SIZE(d->pyrows)) {
+        PyObject *cached = PyList_GET_ITEM(d->pyrows, q);
+        if (cached != Py_None) return Py_NewRef(cached);
+    }
     if (dfa_compute_row(d, (int32_t)q) < 0) return NULL;
+    while (PyList_GET_SIZE(d->pyrows) < d->n_states)
+        if (PyList_Append(d->pyrows, Py_None) < 0) return NULL;
     PyObject *row = PyList_New(256);
     if (!row) return NULL;
     const int32_t *r = d->table + (size_t)q * 256;
@@ -745,7 +739,12 @@ static PyObject *dfa_live_bytes(DfaObject *d, PyObject *Py_UNUSED(ignored)) {
 
 static PyObject *dfa_get_num_states(DfaObject *d, void *c) { return PyLong_FromLong(d->n_states); }
 static PyObject *dfa_get_initial(DfaObject *d, void *c) { return PyLong_FromLong(d->initial); }
-static PyObject *dfa_get_accept_list(DfaObject *d, void *c) { return Py_NewRef(d->accept_list); }
+static PyObject *dfa_get_accept_list(DfaObject *d, void *c) {
+    /* extended to the states discovered so far (a list: fast reads from Python) */
+    for (Py_ssize_t q = PyList_GET_SIZE(d->accept_list); q < d->n_states; q++)
+        if (PyList_Append(d->accept_list, d->accepting[q] ? Py_True : Py_False) < 0) return NULL;
+    return Py_NewRef(d->accept_list);
+}
 
 static PyMethodDef dfa_methods[] = {
     {"row", (PyCFunction)dfa_row, METH_O, "The 256 successors of a state (a cached list)."},
@@ -945,7 +944,8 @@ static PyObject *trie_dfa_mask(TrieObject *t, PyObject *const *args, Py_ssize_t 
     if (!out) return NULL;
     uint32_t *mask = (uint32_t *)PyBytes_AS_STRING(out);
     memset(mask, 0, (size_t)t->words * 4);
-    int32_t *st = t->stack;
+    int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
+    if (!st) { Py_DECREF(out); return PyErr_NoMemory(); }
     st[0] = (int32_t)q;
     int32_t i = 1, n = t->n;
     if (q == 0) i = n;
@@ -953,7 +953,7 @@ static PyObject *trie_dfa_mask(TrieObject *t, PyObject *const *args, Py_ssize_t 
         int32_t s = st[t->depth[i] - 1];
         int32_t nx = d->table[(size_t)s * 256 + t->byte[i]];
         if (nx < 0) {
-            if (dfa_compute_row(d, s) < 0) { Py_DECREF(out); return NULL; }
+            if (dfa_compute_row(d, s) < 0) { free(st); Py_DECREF(out); return NULL; }
             nx = d->table[(size_t)s * 256 + t->byte[i]];
         }
         if (!nx) { i = t->skip[i]; continue; }
@@ -961,6 +961,7 @@ static PyObject *trie_dfa_mask(TrieObject *t, PyObject *const *args, Py_ssize_t 
         set_tokens(t, i, mask);
         i++;
     }
+    free(st);
     return out;
 }
 
@@ -977,29 +978,32 @@ static PyObject *trie_dfa_end_states(TrieObject *t, PyObject *const *args, Py_ss
     if (!out) return NULL;
     int32_t *ends = (int32_t *)PyBytes_AS_STRING(out);
     memset(ends, 0, (size_t)t->vocab_size * 4);
-    int32_t *st = t->stack;
+    int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
+    if (!st) { Py_DECREF(out); return PyErr_NoMemory(); }
     st[0] = (int32_t)q;
     int32_t i = 1, n = t->n;
     if (q == 0) i = n;
     while (i < n) {
         int32_t s = st[t->depth[i] - 1];
         int32_t nx = dfa_next(d, s, t->byte[i]);
-        if (nx < 0) { Py_DECREF(out); return NULL; }
+        if (nx < 0) { free(st); Py_DECREF(out); return NULL; }
         if (!nx) { i = t->skip[i]; continue; }
         st[t->depth[i]] = nx;
         for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) ends[t->tok_ids[k]] = nx;
         i++;
     }
+    free(st);
     return out;
 }
 
-static int push64(TrieObject *t, size_t *n, int64_t v) {
-    if (grow((void **)&t->out64, &t->out_cap, *n + 1, sizeof(int64_t)) < 0) return -1;
-    t->out64[(*n)++] = v;
+static int push64(int64_t **buf, size_t *cap, size_t *n, int64_t v) {
+    if (grow((void **)buf, cap, *n + 1, sizeof(int64_t)) < 0) return -1;
+    (*buf)[(*n)++] = v;
     return 0;
 }
 
 static PyObject *sorted_unique_bytes(int64_t *a, size_t n) {
+    if (!n) return PyBytes_FromStringAndSize(NULL, 0);
     if (n > 1) qsort(a, n, sizeof(int64_t), cmp_i64);
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
@@ -1028,10 +1032,12 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
     uint32_t *mask = (uint32_t *)PyBytes_AS_STRING(mask_obj);
     memset(mask, 0, (size_t)t->words * 4);
     /* mids go to the front of out64, sinks are collected separately then appended */
-    size_t n_mid = 0;
+    size_t n_mid = 0, mid_cap = 0;
+    int64_t *mids = NULL;
     int64_t *sinks = NULL;
     size_t n_sink = 0, sink_cap = 0;
-    int32_t *st = t->stack;
+    int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
+    if (!st) { rel_buf(&br); Py_DECREF(mask_obj); return PyErr_NoMemory(); }
     for (Py_ssize_t r = 0; r < nroots && q != 0; r++) {
         int64_t root = roots[r];
         if (root < 0 || root >= t->n) {
@@ -1054,20 +1060,20 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
             st[dd] = nx;
             set_tokens(t, i, mask);
             if (d->accepting[nx]) {
-                if (t->skip[i] > i + 1 && push64(t, &n_mid, t->level_id[i]) < 0) goto fail;
+                if (t->skip[i] > i + 1 && push64(&mids, &mid_cap, &n_mid, t->level_id[i]) < 0)
+                    goto fail;
                 if (dfa_compute_row(d, nx) < 0) goto fail;
-                if (!d->has_out[nx]) {
-                    if (grow((void **)&sinks, &sink_cap, n_sink + 1, sizeof(int64_t)) < 0)
-                        goto fail;
-                    sinks[n_sink++] = t->level_id[i];
-                }
+                if (!d->has_out[nx] && push64(&sinks, &sink_cap, &n_sink, t->level_id[i]) < 0)
+                    goto fail;
             }
             i++;
         }
     }
     rel_buf(&br);
-    PyObject *mids_obj = sorted_unique_bytes(t->out64, n_mid);
+    free(st);
+    PyObject *mids_obj = sorted_unique_bytes(mids, n_mid);
     PyObject *sinks_obj = sorted_unique_bytes(sinks, n_sink);
+    free(mids);
     free(sinks);
     if (!mids_obj || !sinks_obj) {
         Py_XDECREF(mids_obj); Py_XDECREF(sinks_obj); Py_DECREF(mask_obj);
@@ -1078,6 +1084,8 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
     return res;
 fail:
     rel_buf(&br);
+    free(st);
+    free(mids);
     free(sinks);
     Py_DECREF(mask_obj);
     return NULL;
@@ -1109,10 +1117,1090 @@ static PyTypeObject TrieType = {
     .tp_new = trie_new,
 };
 
+
+/* --------------------------------------------------------------------------------- Earley */
+
+/* One chart position (automata/earley.py's EarleySet): rule items (production, dot, origin),
+ * the items waiting on each symbol, scan items (terminal, DFA state, start). Immutable once
+ * built; shared between chart lists. */
+
+typedef struct {
+    int32_t sym, head, tail, count;
+} WaitSym;
+
+typedef struct {
+    PyObject_HEAD
+    int32_t byte; /* -1: none (the first set), -2: unknown (built by complete_terminal) */
+    int32_t accepting;
+    int32_t n_items, cap_items;
+    int32_t *items; /* triples */
+    int32_t *ih;    /* item hash (construction only): item index + 1 */
+    int32_t ih_cap;
+    /* waiting: entries in insertion order, chained per symbol */
+    int32_t n_went, cap_went;
+    int32_t *went_item, *went_next;
+    WaitSym *wsyms;
+    int32_t n_wsyms, cap_wsyms;
+    int32_t *wh; /* symbol hash: wsyms index + 1 */
+    int32_t wh_cap;
+    int32_t n_scans, cap_scans;
+    int32_t *scans; /* triples */
+    int64_t key_owner;
+    int32_t key_id;
+    PyObject *pykey; /* the `key` attribute (pure-Python indexes set it; unused here) */
+} SetObject;
+
+static PyTypeObject SetType;
+static PyObject *NeedsBytes = NULL;
+static PyObject *RebuildSet = NULL; /* earley._rebuild_set, for pickling */
+
+static void set_dealloc(SetObject *s) {
+    free(s->items); free(s->ih); free(s->went_item); free(s->went_next); free(s->wsyms);
+    free(s->wh); free(s->scans);
+    Py_XDECREF(s->pykey);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static SetObject *set_alloc(int32_t byte) {
+    SetObject *s = PyObject_New(SetObject, &SetType);
+    if (!s) return NULL;
+    s->byte = byte;
+    s->accepting = 0;
+    s->n_items = s->cap_items = 0;
+    s->items = NULL;
+    s->ih = NULL;
+    s->ih_cap = 0;
+    s->n_went = s->cap_went = 0;
+    s->went_item = s->went_next = NULL;
+    s->wsyms = NULL;
+    s->n_wsyms = s->cap_wsyms = 0;
+    s->wh = NULL;
+    s->wh_cap = 0;
+    s->n_scans = s->cap_scans = 0;
+    s->scans = NULL;
+    s->key_owner = 0;
+    s->key_id = -1;
+    s->pykey = NULL;
+    return s;
+}
+
+static inline uint32_t mix3(int32_t a, int32_t b, int32_t c) {
+    uint64_t h = (uint64_t)(uint32_t)a * 0x9E3779B97F4A7C15ULL;
+    h ^= (uint64_t)(uint32_t)b * 0xC2B2AE3D27D4EB4FULL + (h >> 29);
+    h ^= (uint64_t)(uint32_t)c * 0x165667B19E3779F9ULL + (h >> 31);
+    h ^= h >> 33;
+    return (uint32_t)h;
+}
+
+static int set_ih_rebuild(SetObject *s, int32_t cap) {
+    int32_t *ih = calloc((size_t)cap, sizeof(int32_t));
+    if (!ih) return PyErr_NoMemory(), -1;
+    for (int32_t k = 0; k < s->n_items; k++) {
+        const int32_t *it = s->items + 3 * k;
+        uint32_t i = mix3(it[0], it[1], it[2]) & (uint32_t)(cap - 1);
+        while (ih[i]) i = (i + 1) & (uint32_t)(cap - 1);
+        ih[i] = k + 1;
+    }
+    free(s->ih);
+    s->ih = ih;
+    s->ih_cap = cap;
+    return 0;
+}
+
+/* add an item; returns 1 if new, 0 if present, -1 on error */
+static int set_add_item(SetObject *s, int32_t p, int32_t d, int32_t o) {
+    if (!s->ih_cap && set_ih_rebuild(s, 64) < 0) return -1;
+    uint32_t mask = (uint32_t)(s->ih_cap - 1);
+    uint32_t i = mix3(p, d, o) & mask;
+    while (s->ih[i]) {
+        const int32_t *it = s->items + 3 * (s->ih[i] - 1);
+        if (it[0] == p && it[1] == d && it[2] == o) return 0;
+        i = (i + 1) & mask;
+    }
+    if (s->n_items >= s->cap_items) {
+        int32_t c = s->cap_items ? s->cap_items * 2 : 32;
+        int32_t *n = realloc(s->items, (size_t)c * 3 * sizeof(int32_t));
+        if (!n) return PyErr_NoMemory(), -1;
+        s->items = n;
+        s->cap_items = c;
+    }
+    int32_t k = s->n_items++;
+    s->items[3 * k] = p;
+    s->items[3 * k + 1] = d;
+    s->items[3 * k + 2] = o;
+    s->ih[i] = k + 1;
+    if (s->n_items * 2 > s->ih_cap && set_ih_rebuild(s, s->ih_cap * 2) < 0) return -1;
+    return 1;
+}
+
+static int set_has_item(SetObject *s, int32_t p, int32_t d, int32_t o) {
+    if (!s->ih_cap) return 0;
+    uint32_t mask = (uint32_t)(s->ih_cap - 1);
+    uint32_t i = mix3(p, d, o) & mask;
+    while (s->ih[i]) {
+        const int32_t *it = s->items + 3 * (s->ih[i] - 1);
+        if (it[0] == p && it[1] == d && it[2] == o) return 1;
+        i = (i + 1) & mask;
+    }
+    return 0;
+}
+
+static WaitSym *set_wsym(SetObject *s, int32_t sym, int create) {
+    if (s->wh_cap) {
+        uint32_t mask = (uint32_t)(s->wh_cap - 1);
+        uint32_t i = mix3(sym, 7, 11) & mask;
+        while (s->wh[i]) {
+            WaitSym *w = s->wsyms + (s->wh[i] - 1);
+            if (w->sym == sym) return w;
+            i = (i + 1) & mask;
+        }
+    }
+    if (!create) return NULL;
+    if (s->n_wsyms >= s->cap_wsyms) {
+        int32_t c = s->cap_wsyms ? s->cap_wsyms * 2 : 16;
+        WaitSym *n = realloc(s->wsyms, (size_t)c * sizeof(WaitSym));
+        if (!n) { PyErr_NoMemory(); return NULL; }
+        s->wsyms = n;
+        s->cap_wsyms = c;
+    }
+    int32_t k = s->n_wsyms++;
+    s->wsyms[k].sym = sym;
+    s->wsyms[k].head = s->wsyms[k].tail = -1;
+    s->wsyms[k].count = 0;
+    if (s->n_wsyms * 2 > s->wh_cap) {
+        int32_t cap = s->wh_cap ? s->wh_cap * 2 : 32;
+        int32_t *wh = calloc((size_t)cap, sizeof(int32_t));
+        if (!wh) { PyErr_NoMemory(); return NULL; }
+        for (int32_t j = 0; j < s->n_wsyms; j++) {
+            uint32_t i = mix3(s->wsyms[j].sym, 7, 11) & (uint32_t)(cap - 1);
+            while (wh[i]) i = (i + 1) & (uint32_t)(cap - 1);
+            wh[i] = j + 1;
+        }
+        free(s->wh);
+        s->wh = wh;
+        s->wh_cap = cap;
+    } else {
+        uint32_t mask = (uint32_t)(s->wh_cap - 1);
+        uint32_t i = mix3(sym, 7, 11) & mask;
+        while (s->wh[i]) i = (i + 1) & mask;
+        s->wh[i] = k + 1;
+    }
+    return s->wsyms + k;
+}
+
+static int set_add_waiting(SetObject *s, int32_t sym, int32_t item) {
+    WaitSym *w = set_wsym(s, sym, 1);
+    if (!w) return -1;
+    if (s->n_went >= s->cap_went) {
+        int32_t c = s->cap_went ? s->cap_went * 2 : 32;
+        int32_t *a = realloc(s->went_item, (size_t)c * sizeof(int32_t));
+        if (!a) return PyErr_NoMemory(), -1;
+        s->went_item = a;
+        int32_t *b = realloc(s->went_next, (size_t)c * sizeof(int32_t));
+        if (!b) return PyErr_NoMemory(), -1;
+        s->went_next = b;
+        s->cap_went = c;
+    }
+    int32_t e = s->n_went++;
+    s->went_item[e] = item;
+    s->went_next[e] = -1;
+    if (w->tail >= 0) s->went_next[w->tail] = e; else w->head = e;
+    w->tail = e;
+    w->count++;
+    return 0;
+}
+
+static int set_add_scan(SetObject *s, int32_t t, int32_t q, int32_t j) {
+    if (s->n_scans >= s->cap_scans) {
+        int32_t c = s->cap_scans ? s->cap_scans * 2 : 8;
+        int32_t *n = realloc(s->scans, (size_t)c * 3 * sizeof(int32_t));
+        if (!n) return PyErr_NoMemory(), -1;
+        s->scans = n;
+        s->cap_scans = c;
+    }
+    int32_t k = s->n_scans++;
+    s->scans[3 * k] = t;
+    s->scans[3 * k + 1] = q;
+    s->scans[3 * k + 2] = j;
+    return 0;
+}
+
+static void set_seal(SetObject *s) {
+    free(s->ih);
+    s->ih = NULL;
+    s->ih_cap = 0;
+}
+
+/* Python-visible views (built on each access) */
+static PyObject *set_get_byte(SetObject *s, void *c) {
+    if (s->byte == -2) Py_RETURN_NONE;
+    return PyLong_FromLong(s->byte);
+}
+static PyObject *set_get_accepting(SetObject *s, void *c) { return PyBool_FromLong(s->accepting); }
+static PyObject *set_get_scans(SetObject *s, void *c) {
+    PyObject *l = PyList_New(s->n_scans);
+    if (!l) return NULL;
+    for (int32_t k = 0; k < s->n_scans; k++) {
+        PyObject *t = Py_BuildValue("(iii)", s->scans[3 * k], s->scans[3 * k + 1], s->scans[3 * k + 2]);
+        if (!t) { Py_DECREF(l); return NULL; }
+        PyList_SET_ITEM(l, k, t);
+    }
+    return l;
+}
+static PyObject *set_get_items(SetObject *s, void *c) {
+    PyObject *st = PySet_New(NULL);
+    if (!st) return NULL;
+    for (int32_t k = 0; k < s->n_items; k++) {
+        PyObject *t = Py_BuildValue("(iii)", s->items[3 * k], s->items[3 * k + 1], s->items[3 * k + 2]);
+        if (!t || PySet_Add(st, t) < 0) { Py_XDECREF(t); Py_DECREF(st); return NULL; }
+        Py_DECREF(t);
+    }
+    return st;
+}
+static PyObject *set_get_waiting(SetObject *s, void *c) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int32_t w = 0; w < s->n_wsyms; w++) {
+        PyObject *l = PyList_New(0);
+        if (!l) { Py_DECREF(d); return NULL; }
+        for (int32_t e = s->wsyms[w].head; e >= 0; e = s->went_next[e]) {
+            const int32_t *it = s->items + 3 * s->went_item[e];
+            PyObject *t = Py_BuildValue("(iii)", it[0], it[1], it[2]);
+            if (!t || PyList_Append(l, t) < 0) { Py_XDECREF(t); Py_DECREF(l); Py_DECREF(d); return NULL; }
+            Py_DECREF(t);
+        }
+        PyObject *k = PyLong_FromLong(s->wsyms[w].sym);
+        if (!k || PyDict_SetItem(d, k, l) < 0) { Py_XDECREF(k); Py_DECREF(l); Py_DECREF(d); return NULL; }
+        Py_DECREF(k);
+        Py_DECREF(l);
+    }
+    return d;
+}
+static PyObject *set_get_key(SetObject *s, void *c) {
+    if (!s->pykey) Py_RETURN_NONE;
+    return Py_NewRef(s->pykey);
+}
+static int set_set_key(SetObject *s, PyObject *v, void *c) {
+    Py_XSETREF(s->pykey, v == Py_None ? NULL : Py_XNewRef(v));
+    return 0;
+}
+
+/* pickling: (byte or None, items, waiting entries (sym, item index), scans, accepting) */
+static PyObject *set_reduce(SetObject *s, PyObject *Py_UNUSED(ignored)) {
+    if (!RebuildSet) { PyErr_SetString(PyExc_RuntimeError, "earley not registered"); return NULL; }
+    PyObject *items = PyTuple_New(s->n_items);
+    PyObject *scans = PyTuple_New(s->n_scans);
+    PyObject *waiting = PyList_New(0);
+    if (!items || !scans || !waiting) goto fail;
+    for (int32_t k = 0; k < s->n_items; k++) {
+        PyObject *t = Py_BuildValue("(iii)", s->items[3 * k], s->items[3 * k + 1], s->items[3 * k + 2]);
+        if (!t) goto fail;
+        PyTuple_SET_ITEM(items, k, t);
+    }
+    for (int32_t k = 0; k < s->n_scans; k++) {
+        PyObject *t = Py_BuildValue("(iii)", s->scans[3 * k], s->scans[3 * k + 1], s->scans[3 * k + 2]);
+        if (!t) goto fail;
+        PyTuple_SET_ITEM(scans, k, t);
+    }
+    for (int32_t w = 0; w < s->n_wsyms; w++)
+        for (int32_t e = s->wsyms[w].head; e >= 0; e = s->went_next[e]) {
+            PyObject *t = Py_BuildValue("(ii)", s->wsyms[w].sym, s->went_item[e]);
+            if (!t || PyList_Append(waiting, t) < 0) { Py_XDECREF(t); goto fail; }
+            Py_DECREF(t);
+        }
+    PyObject *byte = s->byte == -2 ? Py_NewRef(Py_None) : PyLong_FromLong(s->byte);
+    if (!byte) goto fail;
+    return Py_BuildValue("(O(NNNNO))", RebuildSet, byte, items, waiting, scans,
+                         s->accepting ? Py_True : Py_False);
+fail:
+    Py_XDECREF(items); Py_XDECREF(scans); Py_XDECREF(waiting);
+    return NULL;
+}
+
+/* EarleySet.build(byte, items, waiting, scans, accepting): the inverse of __reduce__ */
+static PyObject *set_build(PyObject *cls, PyObject *args) {
+    PyObject *byte, *items, *waiting, *scans;
+    int accepting;
+    if (!PyArg_ParseTuple(args, "OOOOp", &byte, &items, &waiting, &scans, &accepting)) return NULL;
+    int32_t b = -2;
+    if (byte != Py_None) {
+        long v = PyLong_AsLong(byte);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        b = (int32_t)v;
+    }
+    SetObject *s = set_alloc(b);
+    if (!s) return NULL;
+    s->accepting = accepting;
+    PyObject *seq = NULL;
+    seq = PySequence_Fast(items, "items");
+    if (!seq) goto fail;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        int p, d, o;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &p, &d, &o)) goto fail;
+        if (set_add_item(s, p, d, o) < 0) goto fail;
+    }
+    Py_DECREF(seq);
+    seq = PySequence_Fast(waiting, "waiting");
+    if (!seq) goto fail;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        int sym, item;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ii", &sym, &item)) goto fail;
+        if (item < 0 || item >= s->n_items) {
+            PyErr_SetString(PyExc_ValueError, "EarleySet: bad waiting entry");
+            goto fail;
+        }
+        if (set_add_waiting(s, sym, item) < 0) goto fail;
+    }
+    Py_DECREF(seq);
+    seq = PySequence_Fast(scans, "scans");
+    if (!seq) goto fail;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        int t, q, j;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &t, &q, &j)) goto fail;
+        if (set_add_scan(s, t, q, j) < 0) goto fail;
+    }
+    Py_DECREF(seq);
+    set_seal(s);
+    return (PyObject *)s;
+fail:
+    Py_XDECREF(seq);
+    Py_DECREF(s);
+    return NULL;
+}
+
+static PyGetSetDef set_getset[] = {
+    {"byte", (getter)set_get_byte, NULL, "The byte that led here (None: unknown).", NULL},
+    {"accepting", (getter)set_get_accepting, NULL, "Whether the sentence may end here.", NULL},
+    {"scans", (getter)set_get_scans, NULL, "Scan items (terminal, dfa state, start).", NULL},
+    {"items", (getter)set_get_items, NULL, "Rule items (production, dot, origin).", NULL},
+    {"waiting", (getter)set_get_waiting, NULL, "Items waiting on each symbol.", NULL},
+    {"key", (getter)set_get_key, (setter)set_set_key, "Configuration key (pure indexes).", NULL},
+    {NULL}};
+
+static PyMethodDef set_methods[] = {
+    {"__reduce__", (PyCFunction)set_reduce, METH_NOARGS, "Pickle support."},
+    {"build", (PyCFunction)set_build, METH_VARARGS | METH_CLASS, "Rebuild from parts."},
+    {NULL}};
+
+static PyTypeObject SetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "structgen._native.EarleySet",
+    .tp_basicsize = sizeof(SetObject),
+    .tp_dealloc = (destructor)set_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One Earley chart position (immutable once built).",
+    .tp_getset = set_getset,
+    .tp_methods = set_methods,
+};
+
+/* The parser: productions, nullable nonterminals, predicates, terminal DFAs. */
+typedef struct {
+    PyObject_HEAD
+    int32_t n_prods, n_nts, n_terms;
+    int32_t *lhs, *rhs_off, *rhs;
+    int32_t *bylhs_off, *bylhs;
+    uint8_t *nullable;
+    PyObject **pred; /* per nonterminal: a callable or NULL */
+    DfaObject **terms;
+    int32_t *term_init;
+    uint8_t *term_nullable;
+    int8_t *term_init_out; /* -1 unknown */
+    PyObject *verdict_memo; /* dict (lhs, span) -> bool, bounded */
+} EarleyObject;
+
+static PyTypeObject EarleyType;
+
+static void earley_dealloc(EarleyObject *e) {
+    free(e->lhs); free(e->rhs_off); free(e->rhs); free(e->bylhs_off); free(e->bylhs);
+    free(e->nullable); free(e->term_init); free(e->term_nullable); free(e->term_init_out);
+    if (e->pred) {
+        for (int32_t i = 0; i < e->n_nts; i++) Py_XDECREF(e->pred[i]);
+        free(e->pred);
+    }
+    if (e->terms) {
+        for (int32_t i = 0; i < e->n_terms; i++) Py_XDECREF((PyObject *)e->terms[i]);
+        free(e->terms);
+    }
+    Py_XDECREF(e->verdict_memo);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+/* Earley(lhs: int32[P], rhs_off: int32[P+1], rhs: int32[], n_nts, nullable: uint8[n_nts],
+ *        predicates: dict nt -> callable, terms: list of Dfa) */
+static PyObject *earley_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"lhs", "rhs_off", "rhs", "n_nts", "nullable", "predicates", "terms",
+                             NULL};
+    PyObject *o_lhs, *o_roff, *o_rhs, *o_null, *o_pred, *o_terms;
+    int n_nts;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiOO!O!", kwlist, &o_lhs, &o_roff, &o_rhs,
+                                     &n_nts, &o_null, &PyDict_Type, &o_pred, &PyList_Type,
+                                     &o_terms))
+        return NULL;
+    EarleyObject *e = (EarleyObject *)type->tp_alloc(type, 0);
+    if (!e) return NULL;
+    Py_ssize_t np1, nr, nn, np_;
+    if (copy_i32(o_lhs, &e->lhs, &np_, "lhs") < 0) goto fail;
+    if (copy_i32(o_roff, &e->rhs_off, &np1, "rhs_off") < 0) goto fail;
+    if (copy_i32(o_rhs, &e->rhs, &nr, "rhs") < 0) goto fail;
+    if (copy_u8(o_null, &e->nullable, &nn, "nullable") < 0) goto fail;
+    e->n_prods = (int32_t)np_;
+    e->n_nts = n_nts;
+    e->n_terms = (int32_t)PyList_GET_SIZE(o_terms);
+    if (np1 != np_ + 1 || nn != n_nts || e->rhs_off[np_] != nr || np_ < 1) {
+        PyErr_SetString(PyExc_ValueError, "Earley: inconsistent grammar arrays");
+        goto fail;
+    }
+    for (Py_ssize_t p = 0; p < np_; p++) {
+        if (e->lhs[p] < 0 || e->lhs[p] >= n_nts || e->rhs_off[p] > e->rhs_off[p + 1]) {
+            PyErr_SetString(PyExc_ValueError, "Earley: bad production");
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nr; i++) {
+        int32_t sym = e->rhs[i];
+        if (sym >= n_nts || (sym < 0 && ~sym >= e->n_terms)) {
+            PyErr_SetString(PyExc_ValueError, "Earley: symbol out of range");
+            goto fail;
+        }
+    }
+    /* productions by left-hand side (ascending production ids, as bnf.by_lhs) */
+    e->bylhs_off = calloc((size_t)n_nts + 1, sizeof(int32_t));
+    e->bylhs = malloc((size_t)(np_ ? np_ : 1) * sizeof(int32_t));
+    e->pred = calloc((size_t)(n_nts ? n_nts : 1), sizeof(PyObject *));
+    e->terms = calloc((size_t)(e->n_terms ? e->n_terms : 1), sizeof(DfaObject *));
+    e->term_init = malloc((size_t)(e->n_terms ? e->n_terms : 1) * sizeof(int32_t));
+    e->term_nullable = malloc((size_t)(e->n_terms ? e->n_terms : 1));
+    e->term_init_out = malloc((size_t)(e->n_terms ? e->n_terms : 1));
+    if (!e->bylhs_off || !e->bylhs || !e->pred || !e->terms || !e->term_init ||
+        !e->term_nullable || !e->term_init_out) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t p = 0; p < np_; p++) e->bylhs_off[e->lhs[p] + 1]++;
+    for (int32_t i = 0; i < n_nts; i++) e->bylhs_off[i + 1] += e->bylhs_off[i];
+    {
+        int32_t *pos = malloc((size_t)(n_nts + 1) * sizeof(int32_t));
+        if (!pos) { PyErr_NoMemory(); goto fail; }
+        memcpy(pos, e->bylhs_off, (size_t)(n_nts + 1) * sizeof(int32_t));
+        for (Py_ssize_t p = 0; p < np_; p++) e->bylhs[pos[e->lhs[p]]++] = (int32_t)p;
+        free(pos);
+    }
+    {
+        Py_ssize_t it = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o_pred, &it, &k, &v)) {
+            long nt = PyLong_AsLong(k);
+            if (nt == -1 && PyErr_Occurred()) goto fail;
+            if (nt < 0 || nt >= n_nts) {
+                PyErr_SetString(PyExc_ValueError, "Earley: predicate nonterminal out of range");
+                goto fail;
+            }
+            Py_XSETREF(e->pred[nt], Py_NewRef(v));
+        }
+    }
+    for (int32_t t = 0; t < e->n_terms; t++) {
+        PyObject *d = PyList_GET_ITEM(o_terms, t);
+        if (check_dfa(d) < 0) goto fail;
+        e->terms[t] = (DfaObject *)Py_NewRef(d);
+        e->term_init[t] = e->terms[t]->initial;
+        e->term_nullable[t] = e->terms[t]->accepting[e->term_init[t]];
+        e->term_init_out[t] = -1;
+    }
+    e->verdict_memo = PyDict_New();
+    if (!e->verdict_memo) goto fail;
+    return (PyObject *)e;
+fail:
+    Py_DECREF(e);
+    return NULL;
+}
+
+/* A chart view: the first n sets of a Python list, then local new sets */
+typedef struct {
+    PyObject *base;
+    Py_ssize_t n;
+    SetObject **local;
+    Py_ssize_t n_local, cap_local;
+} View;
+
+static inline SetObject *view_get(View *v, Py_ssize_t i) {
+    return i < v->n ? (SetObject *)PyList_GET_ITEM(v->base, i) : v->local[i - v->n];
+}
+static inline Py_ssize_t view_len(View *v) { return v->n + v->n_local; }
+
+/* per-call scratch (no shared buffers: a predicate runs Python code, and another thread may
+ * use the same parser meanwhile) */
+typedef struct {
+    int32_t *agenda;
+    size_t cap;
+    uint32_t *tstamp; /* per terminal: the closure that predicted its scan */
+    uint32_t stamp;
+} Ctx;
+
+static int ctx_init(EarleyObject *e, Ctx *c) {
+    c->agenda = NULL;
+    c->cap = 0;
+    c->stamp = 0;
+    c->tstamp = calloc((size_t)(e->n_terms ? e->n_terms : 1), sizeof(uint32_t));
+    if (!c->tstamp) return PyErr_NoMemory(), -1;
+    return 0;
+}
+
+static void ctx_free(Ctx *c) {
+    free(c->agenda);
+    free(c->tstamp);
+}
+
+static int push_agenda(Ctx *c, size_t *n, int32_t item) {
+    if (grow((void **)&c->agenda, &c->cap, *n + 1, sizeof(int32_t)) < 0) return -1;
+    c->agenda[(*n)++] = item;
+    return 0;
+}
+
+/* add (p, d, o) to s, and to the agenda if new */
+static inline int add_item(Ctx *c, SetObject *s, size_t *na, int32_t p, int32_t d, int32_t o) {
+    int r = set_add_item(s, p, d, o);
+    if (r < 0) return -1;
+    if (r == 1 && push_agenda(c, na, s->n_items - 1) < 0) return -1;
+    return 0;
+}
+
+/* The bytes between positions o and pos (s: the set at pos); NULL with NeedsBytes set if a byte
+ * is unknown. */
+static PyObject *span_bytes(View *v, SetObject *s, Py_ssize_t o, Py_ssize_t pos) {
+    Py_ssize_t len = pos - o;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
+    if (!out) return NULL;
+    char *buf = PyBytes_AS_STRING(out);
+    for (Py_ssize_t k = o + 1; k <= pos; k++) {
+        int32_t b = k == pos ? s->byte : view_get(v, k)->byte;
+        if (b < 0) {
+            Py_DECREF(out);
+            PyErr_SetNone(NeedsBytes ? NeedsBytes : PyExc_RuntimeError);
+            return NULL;
+        }
+        buf[k - o - 1] = (char)b;
+    }
+    return out;
+}
+
+/* verdict of predicate `pred` (of nonterminal lhs) on the span: 1, 0, or -1 (error) */
+static int predicate_verdict(EarleyObject *e, int32_t lhs, PyObject *span) {
+    PyObject *key = Py_BuildValue("(iO)", lhs, span);
+    if (!key) return -1;
+    PyObject *hit = PyDict_GetItemWithError(e->verdict_memo, key);
+    if (hit) { Py_DECREF(key); return hit == Py_True; }
+    if (PyErr_Occurred()) { Py_DECREF(key); return -1; }
+    PyObject *r = PyObject_CallOneArg(e->pred[lhs], span);
+    if (!r) { Py_DECREF(key); return -1; }
+    int ok = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    if (ok < 0) { Py_DECREF(key); return -1; }
+    if (PyDict_GET_SIZE(e->verdict_memo) > 4096) PyDict_Clear(e->verdict_memo);
+    if (PyDict_SetItem(e->verdict_memo, key, ok ? Py_True : Py_False) < 0) {
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    return ok;
+}
+
+static int term_init_has_out(EarleyObject *e, int32_t t) {
+    if (e->term_init_out[t] < 0) {
+        DfaObject *d = e->terms[t];
+        if (dfa_compute_row(d, e->term_init[t]) < 0) return -1;
+        e->term_init_out[t] = (int8_t)d->has_out[e->term_init[t]];
+    }
+    return e->term_init_out[t];
+}
+
+typedef struct {
+    int32_t lhs, o, verdict;
+} Verdict;
+
+/* Predict and complete at position pos (the view holds positions < pos; s is the set at pos).
+ * The agenda (item indices of s) is e->agenda[0..na). Mirrors EarleyParser._closure. */
+static int earley_closure(EarleyObject *e, Ctx *c, View *v, Py_ssize_t pos, SetObject *s, size_t na) {
+    uint32_t st = ++c->stamp;
+    if (st == 0) {
+        memset(c->tstamp, 0, (size_t)(e->n_terms ? e->n_terms : 1) * sizeof(uint32_t));
+        st = c->stamp = 1;
+    }
+    /* scans already in s were begun earlier (j < pos): predicted ones start here */
+    Verdict *verdicts = NULL;
+    size_t n_verdicts = 0, cap_verdicts = 0;
+    while (na) {
+        int32_t k = c->agenda[--na];
+        int32_t p = s->items[3 * k], d = s->items[3 * k + 1], o = s->items[3 * k + 2];
+        int32_t r0 = e->rhs_off[p], len = e->rhs_off[p + 1] - r0;
+        if (d == len) {
+            if (p == 0) { s->accepting = 1; continue; }
+            int32_t lhs = e->lhs[p];
+            if (e->pred[lhs]) {
+                int verdict = -1;
+                for (size_t i = 0; i < n_verdicts; i++)
+                    if (verdicts[i].lhs == lhs && verdicts[i].o == o) { verdict = verdicts[i].verdict; break; }
+                if (verdict < 0) {
+                    PyObject *span = o == pos ? PyBytes_FromStringAndSize(NULL, 0)
+                                              : span_bytes(v, s, o, pos);
+                    if (!span) goto fail;
+                    verdict = predicate_verdict(e, lhs, span);
+                    Py_DECREF(span);
+                    if (verdict < 0) goto fail;
+                    if (grow((void **)&verdicts, &cap_verdicts, n_verdicts + 1, sizeof(Verdict)) < 0)
+                        goto fail;
+                    verdicts[n_verdicts].lhs = lhs;
+                    verdicts[n_verdicts].o = o;
+                    verdicts[n_verdicts].verdict = verdict;
+                    n_verdicts++;
+                }
+                if (!verdict) continue;
+            }
+            SetObject *src = o == pos ? s : view_get(v, o);
+            WaitSym *w = set_wsym(src, lhs, 0);
+            if (!w) { if (PyErr_Occurred()) goto fail; continue; }
+            int32_t count = w->count, ent = w->head; /* a snapshot, as list(...) in Python */
+            for (int32_t k2 = 0; k2 < count; k2++, ent = src->went_next[ent]) {
+                const int32_t *it = src->items + 3 * src->went_item[ent];
+                if (add_item(c, s, &na, it[0], it[1] + 1, it[2]) < 0) goto fail;
+                w = NULL; /* src may be s: its tables may move */
+            }
+            continue;
+        }
+        int32_t sym = e->rhs[r0 + d];
+        if (set_add_waiting(s, sym, k) < 0) goto fail;
+        if (sym >= 0) {
+            for (int32_t i = e->bylhs_off[sym]; i < e->bylhs_off[sym + 1]; i++)
+                if (add_item(c, s, &na, e->bylhs[i], 0, (int32_t)pos) < 0) goto fail;
+            if (e->nullable[sym] && add_item(c, s, &na, p, d + 1, o) < 0) goto fail;
+        } else {
+            int32_t t = ~sym;
+            if (c->tstamp[t] != st) {
+                c->tstamp[t] = st;
+                int out = term_init_has_out(e, t);
+                if (out < 0) goto fail;
+                if (out && set_add_scan(s, t, e->term_init[t], (int32_t)pos) < 0) goto fail;
+            }
+            if (e->term_nullable[t] && add_item(c, s, &na, p, d + 1, o) < 0) goto fail;
+        }
+    }
+    free(verdicts);
+    return 0;
+fail:
+    free(verdicts);
+    return -1;
+}
+
+/* The set after `byte` from the last set of the view (None-equivalent: *out = NULL). */
+static int earley_step(EarleyObject *e, Ctx *c, View *v, int byte, SetObject **out) {
+    Py_ssize_t pos = view_len(v);
+    SetObject *cur = view_get(v, pos - 1);
+    SetObject *nxt = set_alloc(byte);
+    if (!nxt) return -1;
+    size_t na = 0;
+    for (int32_t k = 0; k < cur->n_scans; k++) {
+        int32_t t = cur->scans[3 * k], q = cur->scans[3 * k + 1], j = cur->scans[3 * k + 2];
+        DfaObject *d = e->terms[t];
+        int32_t q2 = dfa_next(d, q, byte);
+        if (q2 < 0) goto fail;
+        if (!q2) continue;
+        if (dfa_compute_row(d, q2) < 0) goto fail;
+        if (d->has_out[q2] && set_add_scan(nxt, t, q2, j) < 0) goto fail;
+        if (d->accepting[q2]) {
+            SetObject *src = view_get(v, j);
+            WaitSym *w = set_wsym(src, ~t, 0);
+            if (!w) { if (PyErr_Occurred()) goto fail; continue; }
+            for (int32_t ent = w->head; ent >= 0; ent = src->went_next[ent]) {
+                const int32_t *it = src->items + 3 * src->went_item[ent];
+                if (add_item(c, nxt, &na, it[0], it[1] + 1, it[2]) < 0) goto fail;
+            }
+        }
+    }
+    if (na && earley_closure(e, c, v, pos, nxt, na) < 0) goto fail;
+    set_seal(nxt);
+    if (!nxt->n_scans && !nxt->accepting) {
+        Py_DECREF(nxt);
+        *out = NULL;
+        return 0;
+    }
+    *out = nxt;
+    return 0;
+fail:
+    Py_DECREF(nxt);
+    return -1;
+}
+
+static int check_list(PyObject *sets, Py_ssize_t n) {
+    if (!PyList_Check(sets)) {
+        PyErr_SetString(PyExc_TypeError, "expected the chart's list of sets");
+        return -1;
+    }
+    if (n < 1 || n > PyList_GET_SIZE(sets)) {
+        PyErr_SetString(PyExc_ValueError, "chart length out of range");
+        return -1;
+    }
+    for (Py_ssize_t i = n - 1; i >= 0 && i >= n - 1; i--)
+        if (!PyObject_TypeCheck(PyList_GET_ITEM(sets, i), &SetType)) {
+            PyErr_SetString(PyExc_TypeError, "the chart holds sets of another implementation");
+            return -1;
+        }
+    return 0;
+}
+
+/* advance(sets: list, n: int, data: bytes) -> list of the new sets, or None if a byte is
+ * rejected. Reads positions < n of `sets` (never changes the list). */
+static PyObject *earley_advance(EarleyObject *e, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "advance(sets, n, data)"); return NULL; }
+    PyObject *sets = args[0];
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (check_list(sets, n) < 0) return NULL;
+    Buf b;
+    if (get_buf(args[2], &b, 1, "data") < 0) { rel_buf(&b); return NULL; }
+    View v = {sets, n, NULL, 0, 0};
+    PyObject *result = NULL;
+    const uint8_t *p = b.view.buf;
+    Ctx c;
+    if (ctx_init(e, &c) < 0) { rel_buf(&b); return NULL; }
+    Py_INCREF(sets); /* the list must outlive a predicate that might touch it */
+    for (Py_ssize_t i = 0; i < b.view.len; i++) {
+        SetObject *nxt;
+        if (earley_step(e, &c, &v, p[i], &nxt) < 0) goto done;
+        if (!nxt) { result = Py_NewRef(Py_None); goto done; }
+        if (grow((void **)&v.local, (size_t *)&v.cap_local, (size_t)v.n_local + 1, sizeof(SetObject *)) < 0) {
+            Py_DECREF(nxt);
+            goto done;
+        }
+        v.local[v.n_local++] = nxt;
+    }
+    result = PyList_New(v.n_local);
+    if (result)
+        for (Py_ssize_t i = 0; i < v.n_local; i++) { PyList_SET_ITEM(result, i, (PyObject *)v.local[i]); v.local[i] = NULL; }
+done:
+    for (Py_ssize_t i = 0; i < v.n_local; i++) Py_XDECREF(v.local[i]);
+    free(v.local);
+    ctx_free(&c);
+    rel_buf(&b);
+    Py_DECREF(sets);
+    return result;
+}
+
+/* complete_terminal(sets, n, t, j) -> the set right after terminal t (begun at j) ends at
+ * position n, or None; raises NeedsBytes where a check would need the terminal's bytes. */
+static PyObject *earley_complete_terminal(EarleyObject *e, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "complete_terminal(sets, n, t, j)"); return NULL; }
+    PyObject *sets = args[0];
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    long t = PyLong_AsLong(args[2]);
+    long j = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    if (check_list(sets, n) < 0) return NULL;
+    if (t < 0 || t >= e->n_terms || j < 0 || j >= n) {
+        PyErr_SetString(PyExc_ValueError, "complete_terminal: scan out of range");
+        return NULL;
+    }
+    View v = {sets, n, NULL, 0, 0};
+    Ctx c;
+    if (ctx_init(e, &c) < 0) return NULL;
+    SetObject *nxt = set_alloc(-2);
+    if (!nxt) { ctx_free(&c); return NULL; }
+    Py_INCREF(sets);
+    size_t na = 0;
+    SetObject *src = view_get(&v, j);
+    WaitSym *w = set_wsym(src, ~(int32_t)t, 0);
+    if (w)
+        for (int32_t ent = w->head; ent >= 0; ent = src->went_next[ent]) {
+            const int32_t *it = src->items + 3 * src->went_item[ent];
+            if (add_item(&c, nxt, &na, it[0], it[1] + 1, it[2]) < 0) goto fail;
+        }
+    if (na && earley_closure(e, &c, &v, n, nxt, na) < 0) goto fail;
+    Py_DECREF(sets);
+    ctx_free(&c);
+    set_seal(nxt);
+    if (!nxt->n_scans && !nxt->accepting) { Py_DECREF(nxt); Py_RETURN_NONE; }
+    return (PyObject *)nxt;
+fail:
+    Py_DECREF(sets);
+    ctx_free(&c);
+    Py_DECREF(nxt);
+    return NULL;
+}
+
+/* initial() -> the set before any byte */
+static PyObject *earley_initial(EarleyObject *e, PyObject *Py_UNUSED(ignored)) {
+    SetObject *s = set_alloc(-1);
+    if (!s) return NULL;
+    PyObject *empty = PyList_New(0);
+    if (!empty) { Py_DECREF(s); return NULL; }
+    View v = {empty, 0, NULL, 0, 0};
+    size_t na = 0;
+    Ctx c;
+    if (ctx_init(e, &c) < 0) { Py_DECREF(empty); Py_DECREF(s); return NULL; }
+    if (add_item(&c, s, &na, 0, 0, 0) < 0 || earley_closure(e, &c, &v, 0, s, na) < 0) {
+        ctx_free(&c);
+        Py_DECREF(empty);
+        Py_DECREF(s);
+        return NULL;
+    }
+    ctx_free(&c);
+    Py_DECREF(empty);
+    set_seal(s);
+    return (PyObject *)s;
+}
+
+static PyObject *earley_single_live_byte(EarleyObject *e, PyObject *arg) {
+    /* the only byte that keeps some scan of the set alive: -1 if none or several */
+    if (!PyObject_TypeCheck(arg, &SetType)) { PyErr_SetString(PyExc_TypeError, "expected a set"); return NULL; }
+    SetObject *s = (SetObject *)arg;
+    int found = -1;
+    for (int32_t k = 0; k < s->n_scans; k++) {
+        DfaObject *d = e->terms[s->scans[3 * k]];
+        int32_t q = s->scans[3 * k + 1];
+        if (dfa_compute_row(d, q) < 0) return NULL;
+        const int32_t *r = d->table + (size_t)q * 256;
+        int one = -1, count = 0;
+        for (int b = 0; b < 256; b++)
+            if (r[b]) { if (!count) one = b; count++; }
+        if (count != 1) return PyLong_FromLong(-1);
+        if (found >= 0 && found != one) return PyLong_FromLong(-1);
+        found = one;
+    }
+    return PyLong_FromLong(found);
+}
+
+static PyMethodDef earley_methods[] = {
+    {"initial", (PyCFunction)earley_initial, METH_NOARGS, "The set before any byte."},
+    {"advance", (PyCFunction)(void (*)(void))earley_advance, METH_FASTCALL,
+     "advance(sets, n, data) -> new sets or None."},
+    {"complete_terminal", (PyCFunction)(void (*)(void))earley_complete_terminal, METH_FASTCALL,
+     "complete_terminal(sets, n, t, j) -> set or None."},
+    {"single_live_byte", (PyCFunction)earley_single_live_byte, METH_O,
+     "The one byte every scan of a set allows, or -1."},
+    {NULL}};
+
+static PyTypeObject EarleyType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "structgen._native.Earley",
+    .tp_basicsize = sizeof(EarleyObject),
+    .tp_dealloc = (destructor)earley_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An Earley recogniser over bytes with DFA terminals (see automata/earley.py).",
+    .tp_methods = earley_methods,
+    .tp_new = earley_new,
+};
+
+/* Configurations: canonical ids of chart sets' kernels (tokens/cfg_index.py _configuration) */
+typedef struct {
+    PyObject_HEAD
+    int64_t serial;
+    int32_t n, max;
+    int64_t *off;
+    int32_t *len;
+    uint64_t *hash;
+    int32_t *pool;
+    size_t pool_cap, pool_used, cap;
+    int32_t *ht;
+    size_t ht_cap;
+    int32_t *sig;
+    size_t sig_cap;
+    Py_ssize_t *stack;
+    size_t stack_cap;
+} ConfigsObject;
+
+static PyTypeObject ConfigsType;
+static int64_t configs_serial = 0;
+
+static void configs_dealloc(ConfigsObject *c) {
+    free(c->off); free(c->len); free(c->hash); free(c->pool); free(c->ht); free(c->sig);
+    free(c->stack);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyObject *configs_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"max_configurations", NULL};
+    int max;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i", kwlist, &max)) return NULL;
+    ConfigsObject *c = (ConfigsObject *)type->tp_alloc(type, 0);
+    if (!c) return NULL;
+    c->serial = ++configs_serial;
+    c->max = max;
+    return (PyObject *)c;
+}
+
+static int cmp_triple(const void *a, const void *b) {
+    const int32_t *x = a, *y = b;
+    for (int i = 0; i < 3; i++)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+static int32_t configs_intern(ConfigsObject *c, const int32_t *sig, size_t n) {
+    uint64_t h = hash_i32(sig, n);
+    if (c->ht_cap) {
+        size_t i = (size_t)h & (c->ht_cap - 1);
+        while (c->ht[i]) {
+            int32_t id = c->ht[i] - 1;
+            if (c->hash[id] == h && (size_t)c->len[id] == n &&
+                memcmp(c->pool + c->off[id], sig, n * sizeof(int32_t)) == 0)
+                return id;
+            i = (i + 1) & (c->ht_cap - 1);
+        }
+    }
+    if (c->n >= c->max) return -2;
+    if ((size_t)c->n + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        int64_t *o = realloc(c->off, cap * sizeof(int64_t));
+        if (!o) return PyErr_NoMemory(), -1;
+        c->off = o;
+        int32_t *l = realloc(c->len, cap * sizeof(int32_t));
+        if (!l) return PyErr_NoMemory(), -1;
+        c->len = l;
+        uint64_t *hh = realloc(c->hash, cap * sizeof(uint64_t));
+        if (!hh) return PyErr_NoMemory(), -1;
+        c->hash = hh;
+        c->cap = cap;
+    }
+    if (grow((void **)&c->pool, &c->pool_cap, c->pool_used + n, sizeof(int32_t)) < 0) return -1;
+    memcpy(c->pool + c->pool_used, sig, n * sizeof(int32_t));
+    int32_t id = c->n++;
+    c->off[id] = (int64_t)c->pool_used;
+    c->len[id] = (int32_t)n;
+    c->hash[id] = h;
+    c->pool_used += n;
+    if ((size_t)c->n * 2 > c->ht_cap) {
+        size_t cap = c->ht_cap ? c->ht_cap * 2 : 256;
+        int32_t *ht = calloc(cap, sizeof(int32_t));
+        if (!ht) return PyErr_NoMemory(), -1;
+        for (int32_t k = 0; k < c->n; k++) {
+            size_t i = (size_t)c->hash[k] & (cap - 1);
+            while (ht[i]) i = (i + 1) & (cap - 1);
+            ht[i] = k + 1;
+        }
+        free(c->ht);
+        c->ht = ht;
+        c->ht_cap = cap;
+    } else {
+        size_t i = (size_t)h & (c->ht_cap - 1);
+        while (c->ht[i]) i = (i + 1) & (c->ht_cap - 1);
+        c->ht[i] = id + 1;
+    }
+    return id;
+}
+
+/* key(sets: list, pos) -> configuration id, or None past max_configurations */
+static PyObject *configs_key(ConfigsObject *c, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "key(sets, pos)"); return NULL; }
+    PyObject *sets = args[0];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) return NULL;
+    if (!PyList_Check(sets) || pos < 0 || pos >= PyList_GET_SIZE(sets)) {
+        PyErr_SetString(PyExc_ValueError, "key: bad chart position");
+        return NULL;
+    }
+    size_t sp = 0;
+    if (grow((void **)&c->stack, &c->stack_cap, 1, sizeof(Py_ssize_t)) < 0) return NULL;
+    c->stack[sp++] = pos;
+    while (sp) {
+        Py_ssize_t at = c->stack[sp - 1];
+        PyObject *so = PyList_GET_ITEM(sets, at);
+        if (!PyObject_TypeCheck(so, &SetType)) {
+            PyErr_SetString(PyExc_TypeError, "key: the chart holds sets of another implementation");
+            return NULL;
+        }
+        SetObject *s = (SetObject *)so;
+        if (s->key_owner == c->serial) { sp--; continue; }
+        int missing = 0;
+        for (int32_t k = 0; k < s->n_items; k++) {
+            int32_t d = s->items[3 * k + 1], o = s->items[3 * k + 2];
+            if (!d || o == at) continue;
+            SetObject *os = (SetObject *)PyList_GET_ITEM(sets, o);
+            if (os->key_owner != c->serial) {
+                if (grow((void **)&c->stack, &c->stack_cap, sp + 1, sizeof(Py_ssize_t)) < 0) return NULL;
+                c->stack[sp++] = o;
+                missing = 1;
+            }
+        }
+        for (int32_t k = 0; k < s->n_scans; k++) {
+            int32_t j = s->scans[3 * k + 2];
+            if (j == at) continue;
+            SetObject *os = (SetObject *)PyList_GET_ITEM(sets, j);
+            if (os->key_owner != c->serial) {
+                if (grow((void **)&c->stack, &c->stack_cap, sp + 1, sizeof(Py_ssize_t)) < 0) return NULL;
+                c->stack[sp++] = j;
+                missing = 1;
+            }
+        }
+        if (missing) continue;
+        if (c->n >= c->max) Py_RETURN_NONE;
+        /* signature: sorted kernel item triples, sorted earlier-scan triples, accepting */
+        size_t need = 3 + 3 * (size_t)(s->n_items + s->n_scans);
+        if (grow((void **)&c->sig, &c->sig_cap, need, sizeof(int32_t)) < 0) return NULL;
+        int32_t *sig = c->sig;
+        size_t ni = 0;
+        for (int32_t k = 0; k < s->n_items; k++) {
+            int32_t p = s->items[3 * k], d = s->items[3 * k + 1], o = s->items[3 * k + 2];
+            if (!d) continue;
+            sig[1 + 3 * ni] = p;
+            sig[2 + 3 * ni] = d;
+            sig[3 + 3 * ni] = o == at ? -1 : ((SetObject *)PyList_GET_ITEM(sets, o))->key_id;
+            ni++;
+        }
+        sig[0] = (int32_t)ni;
+        if (ni > 1) qsort(sig + 1, ni, 3 * sizeof(int32_t), cmp_triple);
+        size_t base = 1 + 3 * ni, ns = 0;
+        for (int32_t k = 0; k < s->n_scans; k++) {
+            int32_t j = s->scans[3 * k + 2];
+            if (j == at) continue;
+            sig[base + 1 + 3 * ns] = s->scans[3 * k];
+            sig[base + 2 + 3 * ns] = s->scans[3 * k + 1];
+            sig[base + 3 + 3 * ns] = ((SetObject *)PyList_GET_ITEM(sets, j))->key_id;
+            ns++;
+        }
+        sig[base] = (int32_t)ns;
+        if (ns > 1) qsort(sig + base + 1, ns, 3 * sizeof(int32_t), cmp_triple);
+        size_t total = base + 1 + 3 * ns;
+        sig[total++] = s->accepting;
+        int32_t id = configs_intern(c, sig, total);
+        if (id == -1) return NULL;
+        if (id == -2) Py_RETURN_NONE;
+        s->key_owner = c->serial;
+        s->key_id = id;
+        sp--;
+    }
+    return PyLong_FromLong(((SetObject *)PyList_GET_ITEM(sets, pos))->key_id);
+}
+
+static PyObject *configs_len(ConfigsObject *c, void *x) { return PyLong_FromLong(c->n); }
+
+static PyMethodDef configs_methods[] = {
+    {"key", (PyCFunction)(void (*)(void))configs_key, METH_FASTCALL,
+     "key(sets, pos) -> configuration id or None."},
+    {NULL}};
+
+static PyGetSetDef configs_getset[] = {
+    {"count", (getter)configs_len, NULL, "Configurations interned.", NULL},
+    {NULL}};
+
+static PyTypeObject ConfigsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "structgen._native.Configs",
+    .tp_basicsize = sizeof(ConfigsObject),
+    .tp_dealloc = (destructor)configs_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Interned parse configurations of one CFG index.",
+    .tp_methods = configs_methods,
+    .tp_getset = configs_getset,
+    .tp_new = configs_new,
+};
+
 /* --------------------------------------------------------------------------------- module */
 
 static PyObject *set_errors(PyObject *self, PyObject *arg) {
     Py_XSETREF(LimitExceeded, Py_NewRef(arg));
+    Py_RETURN_NONE;
+}
+
+/* _set_earley(NeedsBytes, rebuild_set): the exception class and the unpickling function */
+static PyObject *set_earley(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "_set_earley(NeedsBytes, rebuild)"); return NULL; }
+    Py_XSETREF(NeedsBytes, Py_NewRef(args[0]));
+    Py_XSETREF(RebuildSet, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -1188,6 +2276,8 @@ fail:
 
 static PyMethodDef module_methods[] = {
     {"_set_errors", set_errors, METH_O, "Register structgen.errors.LimitExceeded."},
+    {"_set_earley", (PyCFunction)(void (*)(void))set_earley, METH_FASTCALL,
+     "Register earley.NeedsBytes and earley._rebuild_set."},
     {"csr", (PyCFunction)(void (*)(void))csr_from_lists, METH_FASTCALL,
      "CSR arrays of a ByteNFA's edge lists."},
     {NULL}};
@@ -1197,7 +2287,9 @@ static struct PyModuleDef moduledef = {
     "C accelerators for structgen (optional; see structgen/_accel.py).", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&DfaType) < 0 || PyType_Ready(&TrieType) < 0) return NULL;
+    if (PyType_Ready(&DfaType) < 0 || PyType_Ready(&TrieType) < 0 || PyType_Ready(&SetType) < 0 ||
+        PyType_Ready(&EarleyType) < 0 || PyType_Ready(&ConfigsType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ABI", NATIVE_ABI) < 0) goto fail;
@@ -1205,6 +2297,12 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddObject(m, "Dfa", (PyObject *)&DfaType) < 0) goto fail;
     Py_INCREF(&TrieType);
     if (PyModule_AddObject(m, "Trie", (PyObject *)&TrieType) < 0) goto fail;
+    Py_INCREF(&SetType);
+    if (PyModule_AddObject(m, "EarleySet", (PyObject *)&SetType) < 0) goto fail;
+    Py_INCREF(&EarleyType);
+    if (PyModule_AddObject(m, "Earley", (PyObject *)&EarleyType) < 0) goto fail;
+    Py_INCREF(&ConfigsType);
+    if (PyModule_AddObject(m, "Configs", (PyObject *)&ConfigsType) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

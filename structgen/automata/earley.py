@@ -12,12 +12,21 @@ language recognised is exactly the CFG with each terminal replaced by its regula
 A parse state is a ``ChartState`` handle (the list of sets, and a length). Handles share their
 list: appending where the list is longer than the handle copies first (copy-on-write), so copy
 and rollback of any number of bytes are O(1).
+
+``EarleyParser`` here is the pure-Python reference. When the C extension is in use and the
+terminals are native DFAs, ``EarleyParser(bnf)`` builds a ``NativeEarleyParser``: the same
+recogniser (same items, scans and predicate calls) with its sets as ``_native.EarleySet``
+objects; chart lists and ``ChartState`` handles work the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from structgen import _accel
 from structgen.automata.cfg import Bnf
 
 Item = tuple[int, int, int]  # (production, dot, origin)
@@ -38,6 +47,33 @@ class EarleySet:
         self.scans: list[Scan] = []
         self.accepting = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the same parts as a native set: either implementation unpickles either kind
+        items = list(self.items)
+        index = {item: k for k, item in enumerate(items)}
+        waiting = [(sym, index[item]) for sym, lst in self.waiting.items() for item in lst]
+        return (_rebuild_set, (self.byte, tuple(items), waiting, tuple(self.scans), self.accepting))
+
+
+def _rebuild_set(
+    byte: int | None,
+    items: tuple[Item, ...],
+    waiting: list[tuple[int, int]],
+    scans: tuple[Scan, ...],
+    accepting: bool,
+) -> Any:
+    """Unpickle a chart set with the implementation this process uses."""
+    nat = _accel.native()
+    if nat is not None:
+        return nat.EarleySet.build(byte, items, waiting, scans, accepting)
+    s = EarleySet(byte)
+    s.items = set(items)
+    for sym, k in waiting:
+        s.waiting.setdefault(sym, []).append(items[k])
+    s.scans = list(scans)
+    s.accepting = bool(accepting)
+    return s
+
 
 @dataclass(frozen=True, slots=True)
 class ChartState:
@@ -57,9 +93,23 @@ class NeedsBytes(Exception):
 
 
 class EarleyParser:
-    """Earley recogniser for one ``Bnf``; stateless apart from immutable tables."""
+    """Earley recogniser for one ``Bnf``; stateless apart from immutable tables.
 
-    def __init__(self, bnf: Bnf) -> None:
+    ``native``: None picks the C implementation when available and every terminal is a native
+    DFA; False forces this pure-Python reference.
+    """
+
+    def __new__(cls, bnf: Bnf, *, native: bool | None = None) -> EarleyParser:
+        if cls is EarleyParser:
+            if native is None:
+                native = _accel.native() is not None and all(
+                    t.native_impl is not None for t in bnf.terminals
+                )
+            if native:
+                cls = NativeEarleyParser
+        return object.__new__(cls)
+
+    def __init__(self, bnf: Bnf, *, native: bool | None = None) -> None:
         self.bnf = bnf
         self.rhs = [rhs for _, rhs in bnf.productions]
         self.lhs = [lhs for lhs, _ in bnf.productions]
@@ -196,6 +246,67 @@ class EarleyParser:
         return ChartState(sets, len(sets))
 
 
+class NativeEarleyParser(EarleyParser):
+    """``EarleyParser`` in C (``_native.Earley``): chart sets are ``_native.EarleySet``."""
+
+    def __init__(self, bnf: Bnf, *, native: bool | None = None) -> None:
+        super().__init__(bnf)
+        nat = _accel.native()
+        if nat is None or any(t.native_impl is None for t in bnf.terminals):
+            raise RuntimeError(f"the native Earley parser needs native DFAs: {_accel.describe()}")
+        lengths = [len(rhs) for rhs in self.rhs]
+        rhs_off = np.zeros(len(self.rhs) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=rhs_off[1:])
+        flat = np.array([sym for rhs in self.rhs for sym in rhs], dtype=np.int32)
+        n_nts = len(bnf.by_lhs)
+        nullable = np.zeros(n_nts, dtype=np.uint8)
+        for nt in bnf.nullable:
+            nullable[nt] = 1
+        self.native_impl = nat.Earley(
+            np.array(self.lhs, dtype=np.int32),
+            rhs_off,
+            flat,
+            n_nts,
+            nullable,
+            dict(bnf.predicates),
+            [t.native_impl for t in bnf.terminals],
+        )
+        impl = self.native_impl
+        self._advance = impl.advance
+        self._complete = impl.complete_terminal
+        self.single_live_byte = impl.single_live_byte
+
+    def initial_state(self) -> ChartState:
+        return ChartState([self.native_impl.initial()], 1)
+
+    def step(self, sets: list[EarleySet], byte: int) -> EarleySet | None:
+        chart = sets if isinstance(sets, list) else [sets[i] for i in range(len(sets))]
+        new = self._advance(chart, len(chart), bytes([byte]))
+        return None if new is None else new[0]
+
+    def advance(self, state: ChartState, data: bytes) -> ChartState | None:
+        if not data:
+            return state
+        base, n = state.sets, state.length
+        new = self._advance(base, n, data)
+        if new is None:
+            return None
+        if len(base) == n:  # nobody extended the shared list past us: append in place
+            base.extend(new)
+            return ChartState(base, len(base))
+        merged = base[:n] + new
+        return ChartState(merged, len(merged))
+
+    def complete_terminal(self, state: ChartState, scan: Scan) -> ChartState | None:
+        t, _, j = scan
+        nxt = self._complete(state.sets, state.length, t, j)
+        if nxt is None:
+            return None
+        sets = state.sets[: state.length]
+        sets.append(nxt)
+        return ChartState(sets, len(sets))
+
+
 class _Concat:
     """Read-only view: the first ``n`` sets of ``base``, then ``local``."""
 
@@ -215,4 +326,12 @@ class _Concat:
         return self.base[i] if i < self.n else self.local[i - self.n]
 
 
-__all__ = ["ChartState", "EarleyParser", "EarleySet", "NeedsBytes"]
+def _register() -> None:
+    nat = _accel.native()
+    if nat is not None:
+        nat._set_earley(NeedsBytes, _rebuild_set)
+
+
+_register()
+
+__all__ = ["ChartState", "EarleyParser", "EarleySet", "NativeEarleyParser", "NeedsBytes"]

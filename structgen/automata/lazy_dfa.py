@@ -284,8 +284,8 @@ class _LiveSet:
 class NativeLazyByteDFA(LazyByteDFA):
     """``LazyByteDFA`` with the subset construction and the rows in C (``_native.Dfa``).
 
-    The hot reads (``row``, ``step``, ``row_has_out``, ``accept_list``, ``next``) are the C
-    object's own methods, bound on the instance.
+    The hot reads (``row``, ``step``, ``row_has_out``, ``next``) are the C object's own
+    methods, bound on the instance.
     """
 
     def _init(self) -> None:
@@ -312,7 +312,6 @@ class NativeLazyByteDFA(LazyByteDFA):
         )
         self.native_impl = impl
         self.initial = impl.initial
-        self.accept_list = impl.accept_list
         self.row = impl.row  # type: ignore[method-assign]
         self.next = impl.next
         self.step = impl.step  # type: ignore[method-assign]
@@ -335,6 +334,11 @@ class NativeLazyByteDFA(LazyByteDFA):
                 impl.intern(sorted(subset))
             if frozenset(impl.subset(sid)) != subset:  # pragma: no cover - deterministic
                 raise ValueError("Invalid LazyByteDFA state: discovered states out of order")
+
+    @property
+    def accept_list(self) -> list[bool]:  # type: ignore[override]
+        """Accepting flags of the discovered states (extended as states are discovered)."""
+        return self.native_impl.accept_list  # type: ignore[no-any-return]
 
     @property
     def live_nfa_states(self) -> Any:

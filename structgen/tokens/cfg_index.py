@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from structgen.automata.cfg import Bnf
-from structgen.automata.earley import ChartState, EarleyParser, EarleySet, NeedsBytes
+from structgen import _accel
+from structgen.automata.earley import (
+    ChartState,
+    EarleyParser,
+    EarleySet,
+    NativeEarleyParser,
+    NeedsBytes,
+)
 from structgen.tokens.dfa_index import pack_bool_mask
 from structgen.tokens.trie import TokenTrie, native_trie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
@@ -85,9 +92,17 @@ class CfgTokenIndex:
         self._trie: TokenTrie | None = None
         self._extras: _TrieExtras | None = None
         self._walks: dict[tuple[int, int, Any], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._masks: dict[int, np.ndarray] = {}  # by parse configuration (grammars w/o checks)
+        # mask plans by (parse configuration, trie node); see _mask_below
+        self._plans: dict[tuple[int, int], tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]] = {}
         self._interned: dict[tuple[Any, ...], int] = {}
         self._key_owner = object()  # tags EarleySet.key with this index
+        nat = _accel.native()
+        # native parsers key their (native) sets in C
+        self._configs = (
+            nat.Configs(_MAX_CONFIGURATIONS)
+            if nat is not None and isinstance(self.parser, NativeEarleyParser)
+            else None
+        )
         self._lock = threading.Lock()
         self._initial = self.parser.initial_state()
         self._single_bytes = self._all_single_bytes(vocab)
@@ -142,11 +157,15 @@ class CfgTokenIndex:
         one byte keeps some scan item alive."""
         out = bytearray()
         terms = self.bnf.terminals
+        single = getattr(self.parser, "single_live_byte", None)  # native: one C call per byte
         while len(out) < limit and not state.last.accepting:
-            options = {terms[t].single_live_byte(q) for t, q, _ in state.last.scans}
-            if len(options) != 1:
-                break
-            byte = options.pop()
+            if single is not None:
+                byte = single(state.last)
+            else:
+                options = {terms[t].single_live_byte(q) for t, q, _ in state.last.scans}
+                if len(options) != 1:
+                    break
+                byte = options.pop()
             if byte < 0:
                 break
             nxt = self.parser.advance(state, bytes([byte]))
@@ -171,35 +190,116 @@ class CfgTokenIndex:
 
         The returned array may be shared (cached): do not modify it.
         """
-        words = (self.vocab.vocab_size + 31) // 32
-        acc = np.zeros(words, dtype=np.int32)
+        return self._mask_below(state, 0)
+
+    def reference_bitmask(self, state: ChartState) -> np.ndarray:
+        """``token_bitmask`` without mask plans: the direct computation (the tests' oracle)."""
+        acc = np.zeros((self.vocab.vocab_size + 31) // 32, dtype=np.int32)
         root = np.zeros(1, dtype=np.int64)
         if self.bnf.predicates:
             self._collect_checked(state, root, acc, (state, 0))
-            return acc
-        key = self._configuration(state.sets, state.length - 1)
-        if key is not None:
-            hit = self._masks.get(key)
-            if hit is not None:
-                return hit
-        self._collect(state, root, acc)
-        if key is not None:
-            acc.setflags(write=False)
-            with self._lock:
-                if len(self._masks) >= _MAX_MASKS:
-                    self._masks.clear()
-                self._masks[key] = acc
+        else:
+            self._collect(state, root, acc)
         return acc
+
+    # Mask plans. What a chart set allows below a trie node splits in two: the tokens whose fate
+    # the parse configuration decides (terminal walks, and completions that fire no semantic
+    # check: the same whatever bytes the terminals read), and the few where a check fires inside
+    # the token, whose verdict depends on the bytes since the checked value began. A plan,
+    # cached by (configuration id, node), keeps the first part as a finished bitmask and lists
+    # the second as trie nodes to settle exactly: "sinks" (tokens that end where a terminal
+    # completes with nothing after it: kept iff the exact advance survives) and "exact mids"
+    # (a terminal may end there and the token goes on: the subtree below is computed from the
+    # exact state, with its own plan). Grammars without checks have plans with neither, so a
+    # repeated configuration costs a dictionary lookup.
+
+    def _mask_below(self, state: ChartState, node: int) -> np.ndarray:
+        """The tokens allowed from ``state`` below trie node ``node`` (all tokens at the root),
+        as a bitmask that may be shared."""
+        key = self._configuration(state.sets, state.length - 1)
+        if key is None:  # too many configurations interned: compute directly
+            acc = np.zeros((self.vocab.vocab_size + 31) // 32, dtype=np.int32)
+            roots = np.array([node], dtype=np.int64)
+            if self.bnf.predicates:
+                self._collect_checked(state, roots, acc, (state, node))
+            else:
+                self._collect(state, roots, acc)
+            return acc
+        plan = self._plans.get((key, node))
+        if plan is None:
+            plan = self._make_plan(state, node, (key, node))
+        base, sinks, mids = plan
+        if not sinks and not mids:
+            return base
+        acc = base.copy()
+        for mid in mids:
+            exact = self.parser.advance(state, self._node_bytes(node, mid))
+            if exact is not None:
+                np.bitwise_or(acc, self._mask_below(exact, mid), out=acc)
+        if sinks:
+            self._drop_failing_sinks(state, node, np.array(sinks, dtype=np.int64), acc)
+        return acc
+
+    def _make_plan(
+        self, state: ChartState, node: int, key: tuple[int, int]
+    ) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
+        base = np.zeros((self.vocab.vocab_size + 31) // 32, dtype=np.int32)
+        sinks: list[np.ndarray] = []
+        mids: list[np.ndarray] = []
+        self._plan_collect(state, np.array([node], dtype=np.int64), base, sinks, mids)
+        base.setflags(write=False)
+        plan = (
+            base,
+            tuple(np.unique(np.concatenate(sinks)).tolist()) if sinks else (),
+            tuple(np.unique(np.concatenate(mids)).tolist()) if mids else (),
+        )
+        with self._lock:
+            if len(self._plans) >= _MAX_MASKS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    def _plan_collect(
+        self,
+        state: ChartState,
+        roots: np.ndarray,
+        base: np.ndarray,
+        sinks: list[np.ndarray],
+        mids: list[np.ndarray],
+    ) -> None:
+        """``_collect_checked`` that records, instead of settling, what needs exact bytes."""
+        for scan in state.last.scans:
+            t, q, _ = scan
+            mask, here_mids, here_sinks = self._walk(t, q, roots)
+            np.bitwise_or(base, mask, out=base)
+            if not (here_mids.size or here_sinks.size):
+                continue
+            try:
+                after = self.parser.complete_terminal(state, scan)
+            except NeedsBytes:
+                if here_sinks.size:
+                    sinks.append(here_sinks)
+                if here_mids.size:
+                    mids.append(here_mids)
+                continue
+            if after is None:
+                if here_sinks.size:
+                    sinks.append(here_sinks)
+                continue
+            if here_mids.size:
+                self._plan_collect(after, here_mids, base, sinks, mids)
 
     def _configuration(self, sets: list[EarleySet], pos: int) -> int | None:
         """A canonical id of the parse configuration at ``pos``: equal ids accept the same
-        continuations, so they have the same masks (grammars without checks only).
+        continuations up to semantic checks, so they share mask plans (``_mask_below``).
 
         The id interns the set's kernel (rule items past their first symbol, and scans begun
         earlier), each with the id of the configuration where it began (-1: here); predicted
         items and scans follow from the kernel. Memoised on the (immutable) sets; computed
         oldest first, so no recursion.
         """
+        if self._configs is not None:
+            return self._configs.key(sets, pos)  # type: ignore[no-any-return]
         owner = self._key_owner  # ids are per index: a set keyed by another (a pickled or
         interned = self._interned  # copied state) is keyed again
         stack = [pos]

@@ -193,7 +193,7 @@ def test_masks_cached_by_parse_configuration_equal_brute_force(name: str) -> Non
                 assert mask_bit(words, cand) == m.copy().consume_token(cand), (text, cand)
             if tid is not None:
                 assert m.consume_token(tid)
-    assert 0 < len(compiled.index._masks) < calls / 2  # configurations recurred: cache hits
+    assert 0 < len(compiled.index._plans) < calls / 2  # configurations recurred: plan hits
 
 
 def test_copy_rollback_share_nothing_visible() -> None:

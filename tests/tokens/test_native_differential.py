@@ -88,6 +88,9 @@ def _both(grammar: sg.Grammar, vocab: sg.Vocabulary) -> tuple[sg.CompiledGrammar
     with _accel.pure_python():
         pure = sg.compile(grammar, vocab, use_cache=False)
     assert type(native.index).__name__ == type(pure.index).__name__
+    if hasattr(native.index, "parser"):  # the Earley engine: C parser against the reference
+        assert type(native.index.parser).__name__ == "NativeEarleyParser"
+        assert type(pure.index.parser).__name__ == "EarleyParser"
     return native, pure
 
 
