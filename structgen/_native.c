@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NATIVE_ABI 4
+#define NATIVE_ABI 5
 
 static PyObject *LimitExceeded = NULL; /* structgen.errors.LimitExceeded, set by _set_errors */
 
@@ -1117,6 +1117,277 @@ static PyTypeObject TrieType = {
     .tp_new = trie_new,
 };
 
+
+
+/* ------------------------------------------------------------------------------ Fragment */
+
+/* An NFA piece over local states (automata/nfa.py's Fragment): own edges, epsilon edges, and
+ * nested fragments at local offsets. Expanded into CSR arrays by expand(). */
+typedef struct FragObject {
+    PyObject_HEAD
+    int32_t size, n_e, n_x, n_s;
+    int32_t *e;        /* (src, lo, hi, dst) */
+    int32_t *x;        /* (src, dst) */
+    struct FragObject **sub;
+    int32_t *sub_base;
+    int64_t tot_e, tot_x; /* edges in the full expansion */
+} FragObject;
+
+static PyTypeObject FragType;
+
+static void frag_dealloc(FragObject *f) {
+    free(f->e);
+    free(f->x);
+    if (f->sub) {
+        for (int32_t i = 0; i < f->n_s; i++) Py_XDECREF((PyObject *)f->sub[i]);
+        free(f->sub);
+    }
+    free(f->sub_base);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static int read_tuples(PyObject *list, int width, int32_t **out, int32_t *count, const char *what) {
+    PyObject *seq = PySequence_Fast(list, what);
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    *out = malloc((size_t)(n ? n : 1) * (size_t)width * sizeof(int32_t));
+    if (!*out) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != width) {
+            PyErr_Format(PyExc_TypeError, "%s: expected %d-tuples", what, width);
+            Py_DECREF(seq);
+            return -1;
+        }
+        for (int k = 0; k < width; k++) {
+            long v = PyLong_AsLong(PyTuple_GET_ITEM(t, k));
+            if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+            (*out)[i * width + k] = (int32_t)v;
+        }
+    }
+    *count = (int32_t)n;
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* Fragment(size, edges: [(src, lo, hi, dst)], eps: [(src, dst)], subs: [(Fragment, base)]) */
+static PyObject *frag_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"size", "edges", "eps", "subs", NULL};
+    int size;
+    PyObject *o_e, *o_x, *o_s;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iOOO", kwlist, &size, &o_e, &o_x, &o_s)) return NULL;
+    FragObject *f = (FragObject *)type->tp_alloc(type, 0);
+    if (!f) return NULL;
+    f->size = size;
+    if (size < 0) { PyErr_SetString(PyExc_ValueError, "Fragment: negative size"); goto fail; }
+    if (read_tuples(o_e, 4, &f->e, &f->n_e, "edges") < 0) goto fail;
+    if (read_tuples(o_x, 2, &f->x, &f->n_x, "eps") < 0) goto fail;
+    for (int32_t i = 0; i < f->n_e; i++) {
+        int32_t *e = f->e + 4 * i;
+        if (e[0] < 0 || e[0] >= size || e[3] < 0 || e[3] >= size || e[1] < 0 || e[2] > 255 ||
+            e[1] > e[2]) {
+            PyErr_SetString(PyExc_ValueError, "Fragment: invalid edge");
+            goto fail;
+        }
+    }
+    for (int32_t i = 0; i < f->n_x; i++) {
+        int32_t *x = f->x + 2 * i;
+        if (x[0] < 0 || x[0] >= size || x[1] < 0 || x[1] >= size) {
+            PyErr_SetString(PyExc_ValueError, "Fragment: invalid epsilon edge");
+            goto fail;
+        }
+    }
+    {
+        PyObject *seq = PySequence_Fast(o_s, "subs");
+        if (!seq) goto fail;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        f->sub = calloc((size_t)(n ? n : 1), sizeof(FragObject *));
+        f->sub_base = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        if (!f->sub || !f->sub_base) { Py_DECREF(seq); PyErr_NoMemory(); goto fail; }
+        f->tot_e = f->n_e;
+        f->tot_x = f->n_x;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+            PyObject *child;
+            int base;
+            if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "O!i", &FragType, &child, &base)) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "subs: (Fragment, base)");
+                Py_DECREF(seq);
+                goto fail;
+            }
+            FragObject *c = (FragObject *)child;
+            if (base < 0 || (int64_t)base + c->size > size) {
+                PyErr_SetString(PyExc_ValueError, "Fragment: nested fragment out of range");
+                Py_DECREF(seq);
+                goto fail;
+            }
+            f->sub[i] = (FragObject *)Py_NewRef(child);
+            f->sub_base[i] = base;
+            f->n_s = (int32_t)(i + 1);
+            f->tot_e += c->tot_e;
+            f->tot_x += c->tot_x;
+        }
+        Py_DECREF(seq);
+    }
+    return (PyObject *)f;
+fail:
+    Py_DECREF(f);
+    return NULL;
+}
+
+static PyTypeObject FragType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "structgen._native.Fragment",
+    .tp_basicsize = sizeof(FragObject),
+    .tp_dealloc = (destructor)frag_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An NFA fragment (see automata/nfa.py).",
+    .tp_new = frag_new,
+};
+
+/* expand(n, edges: [(src, lo, hi, dst)], eps: [(src, dst)], placed: [(Fragment, base)])
+ * -> (e_off, e_lo, e_hi, e_dst, x_off, x_dst), the CSR arrays (as bytes) of the whole NFA */
+static PyObject *expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "expand(n, edges, eps, placed)"); return NULL; }
+    long n = PyLong_AsLong(args[0]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0 || n > INT32_MAX - 1) { PyErr_SetString(PyExc_ValueError, "expand: bad size"); return NULL; }
+    int32_t *top_e = NULL, *top_x = NULL, n_te = 0, n_tx = 0;
+    FragObject **pf = NULL;
+    int32_t *pb = NULL;
+    int32_t *es = NULL, *ed = NULL, *xs = NULL, *xd = NULL;
+    uint8_t *elo = NULL, *ehi = NULL;
+    struct { FragObject *f; int64_t base; } *stack = NULL;
+    size_t stack_cap = 0;
+    PyObject *result = NULL;
+    PyObject *o_eoff = NULL, *o_elo = NULL, *o_ehi = NULL, *o_edst = NULL, *o_xoff = NULL, *o_xdst = NULL;
+    if (read_tuples(args[1], 4, &top_e, &n_te, "edges") < 0) goto done;
+    if (read_tuples(args[2], 2, &top_x, &n_tx, "eps") < 0) goto done;
+    PyObject *seq = PySequence_Fast(args[3], "placed");
+    if (!seq) goto done;
+    Py_ssize_t np_ = PySequence_Fast_GET_SIZE(seq);
+    pf = malloc((size_t)(np_ ? np_ : 1) * sizeof(FragObject *));
+    pb = malloc((size_t)(np_ ? np_ : 1) * sizeof(int32_t));
+    if (!pf || !pb) { Py_DECREF(seq); PyErr_NoMemory(); goto done; }
+    int64_t tot_e = n_te, tot_x = n_tx;
+    for (Py_ssize_t i = 0; i < np_; i++) {
+        PyObject *child;
+        int base;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "O!i", &FragType, &child, &base)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "placed: (Fragment, base)");
+            Py_DECREF(seq);
+            goto done;
+        }
+        pf[i] = (FragObject *)child;
+        pb[i] = base;
+        if (base < 0 || (int64_t)base + pf[i]->size > n) {
+            PyErr_SetString(PyExc_ValueError, "expand: fragment out of range");
+            Py_DECREF(seq);
+            goto done;
+        }
+        tot_e += pf[i]->tot_e;
+        tot_x += pf[i]->tot_x;
+    }
+    if (tot_e > INT32_MAX || tot_x > INT32_MAX) {
+        Py_DECREF(seq);
+        raise_limit("the byte NFA has too many edges", "simplify the grammar");
+        goto done;
+    }
+    es = malloc((size_t)(tot_e ? tot_e : 1) * sizeof(int32_t));
+    ed = malloc((size_t)(tot_e ? tot_e : 1) * sizeof(int32_t));
+    elo = malloc((size_t)(tot_e ? tot_e : 1));
+    ehi = malloc((size_t)(tot_e ? tot_e : 1));
+    xs = malloc((size_t)(tot_x ? tot_x : 1) * sizeof(int32_t));
+    xd = malloc((size_t)(tot_x ? tot_x : 1) * sizeof(int32_t));
+    if (!es || !ed || !elo || !ehi || !xs || !xd) { Py_DECREF(seq); PyErr_NoMemory(); goto done; }
+    int64_t ke = 0, kx = 0;
+    for (int32_t i = 0; i < n_te; i++) {
+        int32_t *e = top_e + 4 * i;
+        if (e[0] < 0 || e[0] >= n || e[3] < 0 || e[3] >= n || e[1] < 0 || e[2] > 255 || e[1] > e[2]) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "expand: invalid edge");
+            goto done;
+        }
+        es[ke] = e[0]; elo[ke] = (uint8_t)e[1]; ehi[ke] = (uint8_t)e[2]; ed[ke] = e[3]; ke++;
+    }
+    for (int32_t i = 0; i < n_tx; i++) {
+        int32_t *x = top_x + 2 * i;
+        if (x[0] < 0 || x[0] >= n || x[1] < 0 || x[1] >= n) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "expand: invalid epsilon edge");
+            goto done;
+        }
+        xs[kx] = x[0]; xd[kx] = x[1]; kx++;
+    }
+    for (Py_ssize_t i = 0; i < np_; i++) {
+        size_t sp = 0;
+        if (grow((void **)&stack, &stack_cap, 1, sizeof(*stack)) < 0) { Py_DECREF(seq); goto done; }
+        stack[sp].f = pf[i];
+        stack[sp].base = pb[i];
+        sp++;
+        while (sp) {
+            sp--;
+            FragObject *f = stack[sp].f;
+            int32_t base = (int32_t)stack[sp].base;
+            for (int32_t k = 0; k < f->n_e; k++) {
+                const int32_t *e = f->e + 4 * k;
+                es[ke] = base + e[0]; elo[ke] = (uint8_t)e[1]; ehi[ke] = (uint8_t)e[2];
+                ed[ke] = base + e[3]; ke++;
+            }
+            for (int32_t k = 0; k < f->n_x; k++) {
+                xs[kx] = base + f->x[2 * k];
+                xd[kx] = base + f->x[2 * k + 1];
+                kx++;
+            }
+            if (grow((void **)&stack, &stack_cap, sp + (size_t)f->n_s, sizeof(*stack)) < 0) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            for (int32_t k = f->n_s - 1; k >= 0; k--) {
+                stack[sp].f = f->sub[k];
+                stack[sp].base = (int64_t)base + f->sub_base[k];
+                sp++;
+            }
+        }
+    }
+    Py_DECREF(seq);
+    /* group by source state (counting sort; edges keep their order per state) */
+    o_eoff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n + 1) * 4);
+    o_elo = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)ke);
+    o_ehi = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)ke);
+    o_edst = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)ke * 4);
+    o_xoff = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n + 1) * 4);
+    o_xdst = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)kx * 4);
+    if (!o_eoff || !o_elo || !o_ehi || !o_edst || !o_xoff || !o_xdst) goto done;
+    {
+        int32_t *eoff = (int32_t *)PyBytes_AS_STRING(o_eoff);
+        int32_t *xoff = (int32_t *)PyBytes_AS_STRING(o_xoff);
+        memset(eoff, 0, (size_t)(n + 1) * 4);
+        memset(xoff, 0, (size_t)(n + 1) * 4);
+        for (int64_t i = 0; i < ke; i++) eoff[es[i] + 1]++;
+        for (int64_t i = 0; i < kx; i++) xoff[xs[i] + 1]++;
+        for (long s = 0; s < n; s++) { eoff[s + 1] += eoff[s]; xoff[s + 1] += xoff[s]; }
+        int32_t *pos = malloc((size_t)(n + 1) * sizeof(int32_t));
+        if (!pos) { PyErr_NoMemory(); goto done; }
+        uint8_t *olo = (uint8_t *)PyBytes_AS_STRING(o_elo), *ohi = (uint8_t *)PyBytes_AS_STRING(o_ehi);
+        int32_t *odst = (int32_t *)PyBytes_AS_STRING(o_edst), *oxd = (int32_t *)PyBytes_AS_STRING(o_xdst);
+        memcpy(pos, eoff, (size_t)(n + 1) * sizeof(int32_t));
+        for (int64_t i = 0; i < ke; i++) {
+            int32_t at = pos[es[i]]++;
+            olo[at] = elo[i]; ohi[at] = ehi[i]; odst[at] = ed[i];
+        }
+        memcpy(pos, xoff, (size_t)(n + 1) * sizeof(int32_t));
+        for (int64_t i = 0; i < kx; i++) oxd[pos[xs[i]]++] = xd[i];
+        free(pos);
+    }
+    result = PyTuple_Pack(6, o_eoff, o_elo, o_ehi, o_edst, o_xoff, o_xdst);
+done:
+    Py_XDECREF(o_eoff); Py_XDECREF(o_elo); Py_XDECREF(o_ehi);
+    Py_XDECREF(o_edst); Py_XDECREF(o_xoff); Py_XDECREF(o_xdst);
+    free(top_e); free(top_x); free(pf); free(pb); free(es); free(ed); free(xs); free(xd);
+    free(elo); free(ehi); free(stack);
+    return result;
+}
 
 /* --------------------------------------------------------------------------------- Earley */
 
@@ -2280,6 +2551,8 @@ static PyMethodDef module_methods[] = {
      "Register earley.NeedsBytes and earley._rebuild_set."},
     {"csr", (PyCFunction)(void (*)(void))csr_from_lists, METH_FASTCALL,
      "CSR arrays of a ByteNFA's edge lists."},
+    {"expand", (PyCFunction)(void (*)(void))expand, METH_FASTCALL,
+     "CSR arrays of an NFA given as placed fragments."},
     {NULL}};
 
 static struct PyModuleDef moduledef = {
@@ -2288,7 +2561,7 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&DfaType) < 0 || PyType_Ready(&TrieType) < 0 || PyType_Ready(&SetType) < 0 ||
-        PyType_Ready(&EarleyType) < 0 || PyType_Ready(&ConfigsType) < 0)
+        PyType_Ready(&EarleyType) < 0 || PyType_Ready(&ConfigsType) < 0 || PyType_Ready(&FragType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
@@ -2303,6 +2576,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddObject(m, "Earley", (PyObject *)&EarleyType) < 0) goto fail;
     Py_INCREF(&ConfigsType);
     if (PyModule_AddObject(m, "Configs", (PyObject *)&ConfigsType) < 0) goto fail;
+    Py_INCREF(&FragType);
+    if (PyModule_AddObject(m, "Fragment", (PyObject *)&FragType) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -132,6 +132,7 @@ class _Lowering:
         self.symbol_nt: dict[bytes, int] = {}
         self.term_of_expr: dict[bytes, int] = {}
         self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
+        self.pending_rules: list[tuple[str, int]] = []  # rules whose productions are not made
         self.names: list[str] = ["<start>"]
         self._regular_rule: dict[str, bool] = {}
         self._regular: dict[int, tuple[Expr, bool]] = {}  # id -> (node kept alive, verdict)
@@ -139,25 +140,58 @@ class _Lowering:
         self.max_terminal = max_nfa if max_terminal is None else min(max_terminal, max_nfa)
 
     def is_regular(self, expr: Expr) -> bool:
-        """Whether ``expr`` reaches no recursive rule (so one DFA can recognise it)."""
+        """Whether ``expr`` reaches no recursive rule and no check (so one DFA recognises it).
+
+        An iterative post-order (a long chain of rules needs no Python stack); a rule's verdict
+        is memoised by name, a node's by identity."""
+        memo, rule_memo, rules = self._regular, self._regular_rule, self.rules
+        stack: list[tuple[Expr, bool]] = [(expr, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if isinstance(node, Ref):
+                if node.name in rule_memo:
+                    continue
+                if node.name in self.recursive:  # on a cycle itself
+                    rule_memo[node.name] = False
+                    continue
+                body = rules[node.name]
+                if not expanded and id(body) not in memo and not isinstance(body, Ref):
+                    stack.append((node, True))
+                    stack.append((body, False))
+                    continue
+                if isinstance(body, Ref):
+                    if body.name not in rule_memo:
+                        stack.append((node, True))
+                        stack.append((body, False))
+                        continue
+                    rule_memo[node.name] = rule_memo[body.name]
+                else:
+                    rule_memo[node.name] = memo[id(body)][1]
+                continue
+            if id(node) in memo:
+                continue
+            if isinstance(node, (Seq, Alt)):
+                children: tuple[Expr, ...] = node.items
+            elif isinstance(node, Repeat):
+                children = (node.item,)
+            else:
+                children = ()
+            pending = [
+                c
+                for c in children
+                if (c.name not in rule_memo if isinstance(c, Ref) else id(c) not in memo)
+            ]
+            if pending and not expanded:
+                stack.append((node, True))
+                stack.extend((c, False) for c in pending)
+                continue
+            verdict = not isinstance(node, Check) and all(
+                rule_memo[c.name] if isinstance(c, Ref) else memo[id(c)][1] for c in children
+            )
+            memo[id(node)] = (node, verdict)
         if isinstance(expr, Ref):
-            known = self._regular_rule.get(expr.name)
-            if known is None:
-                # not on a cycle itself, and nothing it references is (no cycle: terminates)
-                known = expr.name not in self.recursive and self.is_regular(self.rules[expr.name])
-                self._regular_rule[expr.name] = known
-            return known
-        hit = self._regular.get(id(expr))
-        if hit is not None:
-            return hit[1]
-        if isinstance(expr, (Seq, Alt)):
-            verdict = all(self.is_regular(e) for e in expr.items)
-        elif isinstance(expr, Repeat):
-            verdict = self.is_regular(expr.item)
-        else:
-            verdict = not isinstance(expr, Check)
-        self._regular[id(expr)] = (expr, verdict)
-        return verdict
+            return rule_memo[expr.name]
+        return memo[id(expr)][1]
 
     def fits(self, expr: Expr) -> bool:
         """Whether ``expr`` becomes one terminal: regular, and its NFA within the state limit
@@ -192,7 +226,8 @@ class _Lowering:
         key = self.digester.digest(expr)
         tid = self.term_of_expr.get(key)
         if tid is None:
-            builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa))
+            # fragments are shared by every terminal's builder: each distinct node built once
+            builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa), sharing=self.sizer)
             start, end = builder.build_checked(expr)
             builder.nfa.accept[end] = 0
             dfa = LazyByteDFA(builder.nfa, start, max_states=self.max_dfa)
@@ -203,12 +238,13 @@ class _Lowering:
         return ~tid
 
     def rule_nt(self, name: str) -> int:
+        """The nonterminal of a rule; its productions are made later, from a worklist (a long
+        chain of rules needs no Python stack)."""
         nt = self.nt_of_rule.get(name)
         if nt is None:
             nt = self.new_nt(name)
             self.nt_of_rule[name] = nt
-            for rhs in self.alternatives(self.rules[name], name):
-                self.prods.append((nt, rhs))
+            self.pending_rules.append((name, nt))
         return nt
 
     def alternatives(self, expr: Expr, ctx: str) -> list[tuple[int, ...]]:
@@ -301,6 +337,10 @@ class _Lowering:
 
     def run(self) -> Bnf:
         start_nt = self.rule_nt(self.grammar.start)
+        while self.pending_rules:
+            name, nt = self.pending_rules.pop()
+            for rhs in self.alternatives(self.rules[name], name):
+                self.prods.append((nt, rhs))
         self.prods[0] = (len(self.names), (start_nt,))  # S' gets the last nonterminal id
         self.names.append("<S'>")
         return _finish(self.bnf, self.prods, self.names)

@@ -293,7 +293,7 @@ class NativeLazyByteDFA(LazyByteDFA):
         if nat is None:  # pragma: no cover - guarded by LazyByteDFA.__new__
             raise RuntimeError(f"the C extension is not in use: {_accel.describe()}")
         nfa = self.nfa
-        e_off, e_lo, e_hi, e_dst, x_off, x_dst = nat.csr(nfa.edges, nfa.eps)
+        e_off, e_lo, e_hi, e_dst, x_off, x_dst = nfa.csr()
         accept = bytearray(nfa.num_states)
         for s in nfa.accept:
             accept[s] = 1

@@ -1,9 +1,11 @@
 """Byte-level NFAs built from the grammar IR (Thompson construction).
 
 Regex terminals are parsed (``structgen.grammar.regex.parse_regex``) into trees of code-point
-classes, whose classes are turned into UTF-8 byte-range paths. Rules referenced by name are
-inlined; a rule that refers to itself (directly or not) is not regular and is refused here: the
-CFG engine handles those.
+classes, whose classes are turned into UTF-8 byte-range paths. Every distinct IR node, and every
+rule, becomes one ``Fragment``, built once (iteratively: a long chain of rules needs no Python
+stack) and placed wherever it is used; the NFA's state lists are expanded from the placements
+when an automaton is made (in C when the extension is in use). A rule that refers to itself
+(directly or not) is not regular and is refused here: the CFG engine handles those.
 
 Deliberate simplifications: repetition ``{m,n}`` is unrolled (size grows linearly with ``n``), and
 interegular's ``\\d``, ``\\w``, ``\\s`` are ASCII classes. The number of states a build needs
@@ -17,10 +19,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from structgen import _accel
 from structgen.automata.utf8 import utf8_sequences
 from structgen.errors import InvalidGrammar, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import (
@@ -40,20 +43,133 @@ from structgen.grammar.regex import RegexNode, parse_regex
 DEFAULT_MAX_NFA_STATES = 2_000_000
 
 
-@dataclass
-class ByteNFA:
-    """A mutable byte NFA: ``edges[s]`` lists ``(lo, hi, target)``; ``eps[s]`` lists targets.
+class Fragment:
+    """An NFA piece over local states ``0 .. size-1``: its own byte edges ``(src, lo, hi,
+    dst)`` and epsilon edges ``(src, dst)``, plus nested fragments placed at local offsets.
 
-    ``accept`` maps accepting states to a label (the terminal or pattern id).
+    One fragment is built per distinct IR node (and per rule), and a node used many times is
+    placed many times, never rebuilt: building is linear in the IR's distinct nodes, and an
+    automaton expands the placements (in C when the extension is in use) into its state lists.
+    Immutable; ``native`` is its ``_native.Fragment`` twin (None in pure-Python mode).
     """
 
-    edges: list[list[tuple[int, int, int]]] = field(default_factory=list)
-    eps: list[list[int]] = field(default_factory=list)
-    accept: dict[int, int] = field(default_factory=dict)
-    max_states: int = DEFAULT_MAX_NFA_STATES
-    # every state can reach the fragment's end: set by NfaBuilder for what it builds (Thompson
-    # fragments of non-empty languages), so automata need not trim; False means "unknown"
-    all_live: bool = False
+    __slots__ = ("size", "edges", "eps", "subs", "start", "end", "empty", "native")
+
+    def __init__(
+        self,
+        size: int,
+        edges: list[tuple[int, int, int, int]],
+        eps: list[tuple[int, int]],
+        subs: list[tuple[Fragment, int]],
+        start: int,
+        end: int,
+        empty: bool,
+    ) -> None:
+        self.size = size
+        self.edges = edges
+        self.eps = eps
+        self.subs = subs
+        self.start = start
+        self.end = end
+        # some state cannot reach the end (an empty language inside): automata must trim
+        self.empty = empty
+        nat = _accel.native()
+        self.native: Any = None
+        if nat is not None and all(f.native is not None for f, _ in subs):
+            self.native = nat.Fragment(size, edges, eps, [(f.native, b) for f, b in subs])
+
+
+class ByteNFA:
+    """A byte NFA: ``edges[s]`` lists ``(lo, hi, target)``; ``eps[s]`` lists targets.
+
+    ``accept`` maps accepting states to a label (the terminal or pattern id). States are added
+    with ``new_states``; edges directly (``add_edge``, ``add_eps``) or by placing a
+    ``Fragment`` (``place``). The per-state lists ``edges`` and ``eps`` are expanded on first
+    read; ``csr()`` gives the flat arrays the C automata take.
+    """
+
+    def __init__(
+        self,
+        max_states: int = DEFAULT_MAX_NFA_STATES,
+        accept: dict[int, int] | None = None,
+        all_live: bool = False,
+    ) -> None:
+        self.accept: dict[int, int] = {} if accept is None else accept
+        self.max_states = max_states
+        # every state can reach the fragment's end: set by NfaBuilder for what it builds (Thompson
+        # fragments of non-empty languages), so automata need not trim; False means "unknown"
+        self.all_live = all_live
+        self._n = 0
+        self._edges: list[tuple[int, int, int, int]] = []
+        self._eps: list[tuple[int, int]] = []
+        self._placed: list[tuple[Fragment, int]] = []
+        self._lists: (
+            tuple[tuple[int, ...], list[list[tuple[int, int, int]]], list[list[int]]] | None
+        )
+        self._lists = None
+        self._csr: tuple[bytes, ...] | None = None  # flat arrays (an unpickled NFA)
+
+    # pickling: the flat arrays (fragments are a build-time structure, and deep)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "max_states": self.max_states,
+            "accept": self.accept,
+            "all_live": self.all_live,
+            "n": self._n,
+            "csr": self._flat_arrays(),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_states"], state["accept"], state["all_live"])  # type: ignore[misc]
+        self._n = state["n"]
+        self._csr = tuple(state["csr"])
+
+    def _flat_arrays(self) -> tuple[bytes, ...]:
+        if self._csr is not None and not (self._edges or self._eps or self._placed):
+            return self._csr
+        if _accel.native() is not None:
+            return self.csr()
+        import numpy as np
+
+        edges, eps = self._expand()
+        e_off = np.zeros(self._n + 1, dtype=np.int32)
+        np.cumsum([len(e) for e in edges], out=e_off[1:])
+        x_off = np.zeros(self._n + 1, dtype=np.int32)
+        np.cumsum([len(x) for x in eps], out=x_off[1:])
+        flat = [e for es in edges for e in es]
+        lo = np.array([e[0] for e in flat], dtype=np.uint8)
+        hi = np.array([e[1] for e in flat], dtype=np.uint8)
+        dst = np.array([e[2] for e in flat], dtype=np.int32)
+        x_dst = np.array([t for xs in eps for t in xs], dtype=np.int32)
+        return (
+            e_off.tobytes(),
+            lo.tobytes(),
+            hi.tobytes(),
+            dst.tobytes(),
+            x_off.tobytes(),
+            x_dst.tobytes(),
+        )
+
+    def _thaw(self) -> None:
+        """Turn flat arrays (from unpickling) back into edges, before anything is added."""
+        if self._csr is None:
+            return
+        import numpy as np
+
+        e_off, lo, hi, dst, x_off, x_dst = (
+            np.frombuffer(b, dtype=t)
+            for b, t in zip(
+                self._csr,
+                (np.int32, np.uint8, np.uint8, np.int32, np.int32, np.int32),
+                strict=True,
+            )
+        )
+        src = np.repeat(np.arange(self._n), np.diff(e_off))
+        self._edges = list(zip(src.tolist(), lo.tolist(), hi.tolist(), dst.tolist(), strict=True))
+        xsrc = np.repeat(np.arange(self._n), np.diff(x_off))
+        self._eps = list(zip(xsrc.tolist(), x_dst.tolist(), strict=True))
+        self._csr = None
 
     def new_state(self) -> int:
         """Add a state and return its id."""
@@ -61,7 +177,7 @@ class ByteNFA:
 
     def new_states(self, n: int) -> int:
         """Add ``n`` states; return the id of the first (they are consecutive)."""
-        count = len(self.edges)
+        count = self._n
         if count + n > self.max_states:
             raise LimitExceeded(
                 f"the byte NFA exceeds {self.max_states} states",
@@ -69,14 +185,80 @@ class ByteNFA:
             )
         if (count ^ (count + n)) >> 12 or not count:  # about every 4096 states
             check_deadline()
-        self.edges.extend([] for _ in range(n))
-        self.eps.extend([] for _ in range(n))
+        self._n = count + n
         return count
+
+    def add_edge(self, src: int, lo: int, hi: int, dst: int) -> None:
+        """A byte edge on ``lo..hi`` (inclusive)."""
+        self._thaw()
+        self._edges.append((src, lo, hi, dst))
+
+    def add_eps(self, src: int, dst: int) -> None:
+        """An epsilon edge."""
+        self._thaw()
+        self._eps.append((src, dst))
+
+    def place(self, frag: Fragment) -> int:
+        """Add a copy of ``frag`` on new states; returns the offset of its local state 0."""
+        self._thaw()
+        base = self.new_states(frag.size)
+        self._placed.append((frag, base))
+        if frag.empty:
+            self.all_live = False
+        return base
 
     @property
     def num_states(self) -> int:
         """Number of states."""
-        return len(self.edges)
+        return self._n
+
+    def _version(self) -> tuple[int, ...]:
+        return (self._n, len(self._edges), len(self._eps), len(self._placed))
+
+    def _expand(self) -> tuple[list[list[tuple[int, int, int]]], list[list[int]]]:
+        self._thaw()
+        lists = self._lists
+        if lists is not None and lists[0] == self._version():
+            return lists[1], lists[2]
+        edges: list[list[tuple[int, int, int]]] = [[] for _ in range(self._n)]
+        eps: list[list[int]] = [[] for _ in range(self._n)]
+        for src, lo, hi, dst in self._edges:
+            edges[src].append((lo, hi, dst))
+        for src, dst in self._eps:
+            eps[src].append(dst)
+        stack = list(self._placed)
+        while stack:
+            frag, base = stack.pop()
+            for src, lo, hi, dst in frag.edges:
+                edges[base + src].append((lo, hi, base + dst))
+            for src, dst in frag.eps:
+                eps[base + src].append(base + dst)
+            stack.extend((f, base + b) for f, b in frag.subs)
+        self._lists = (self._version(), edges, eps)
+        return edges, eps
+
+    @property
+    def edges(self) -> list[list[tuple[int, int, int]]]:
+        """``edges[s]``: the byte edges ``(lo, hi, target)`` of state ``s``."""
+        return self._expand()[0]
+
+    @property
+    def eps(self) -> list[list[int]]:
+        """``eps[s]``: the epsilon targets of state ``s``."""
+        return self._expand()[1]
+
+    def csr(self) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
+        """``(e_off, e_lo, e_hi, e_dst, x_off, x_dst)``: the edges as flat arrays grouped by
+        source state (int32 offsets and targets, uint8 byte bounds). Needs the C extension."""
+        nat = _accel.native()
+        if nat is None:
+            raise RuntimeError(f"ByteNFA.csr needs the C extension: {_accel.describe()}")
+        if self._csr is not None:
+            return self._csr  # type: ignore[return-value]
+        if all(f.native is not None for f, _ in self._placed):
+            placed = [(f.native, base) for f, base in self._placed]
+            return nat.expand(self._n, self._edges, self._eps, placed)  # type: ignore[no-any-return]
+        return nat.csr(self.edges, self.eps)  # type: ignore[no-any-return]
 
 
 _DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("structgen_deadline", default=None)
@@ -207,23 +389,6 @@ class _LocalNfa:
         self.empty = True
 
 
-class _DirectNfa:
-    """Emitter target writing straight into a ByteNFA (for fragments too big to cache)."""
-
-    def __init__(self, nfa: ByteNFA) -> None:
-        self.nfa = nfa
-        self.new_states = nfa.new_states
-
-    def add_edge(self, src: int, lo: int, hi: int, dst: int) -> None:
-        self.nfa.edges[src].append((lo, hi, dst))
-
-    def add_eps(self, src: int, dst: int) -> None:
-        self.nfa.eps[src].append(dst)
-
-    def mark_empty(self) -> None:
-        self.nfa.all_live = False
-
-
 def _emit(node: RegexNode, out: Any) -> tuple[int, int]:
     """Thompson construction of ``node`` into ``out``; returns its (entry, exit) states."""
     kind = node[0]
@@ -292,12 +457,23 @@ def _regex_size(pattern: str, case_insensitive: bool) -> int:
     return regex_states(parse_regex(pattern, case_insensitive))
 
 
-@lru_cache(maxsize=4096)
-def _regex_fragment(pattern: str, case_insensitive: bool) -> tuple[Any, ...]:
-    """A small regex's fragment over local ids: (size, edges, eps, entry, exit, empty)."""
+_REGEX_TEMPLATES: dict[tuple[str, bool, bool], Fragment] = {}
+
+
+def _regex_template(pattern: str, case_insensitive: bool) -> Fragment:
+    """The fragment of a regex (cached per pattern when small: regexes recur across schemas)."""
+    key = (pattern, case_insensitive, _accel.native() is not None)
+    hit = _REGEX_TEMPLATES.get(key)
+    if hit is not None:
+        return hit
     local = _LocalNfa()
     start, end = _emit(parse_regex(pattern, case_insensitive), local)
-    return local.num_states, tuple(local.edges), tuple(local.eps), start, end, local.empty
+    frag = Fragment(local.num_states, local.edges, local.eps, [], start, end, local.empty)
+    if local.num_states <= _CACHED_FRAGMENT_STATES:
+        if len(_REGEX_TEMPLATES) >= 4096:
+            _REGEX_TEMPLATES.clear()
+        _REGEX_TEMPLATES[key] = frag
+    return frag
 
 
 def _ensure_room(nfa: ByteNFA, size: int) -> None:
@@ -308,17 +484,102 @@ def _ensure_room(nfa: ByteNFA, size: int) -> None:
         )
 
 
-class NfaBuilder:
-    """Builds NFA fragments for IR expressions into one ByteNFA."""
+def _check_node(expr: Expr) -> None:
+    if isinstance(expr, Check):
+        raise UnsupportedFeature(
+            "a semantic check cannot be part of a regular automaton",
+            keyword=expr.predicate.describe(),
+            hint="grammars with checks compile with the CFG engine",
+        )
+    if not isinstance(expr, (Lit, Regex, Seq, Alt, Repeat, Ref)):
+        raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
+    if isinstance(expr, Repeat) and (
+        expr.min < 0 or (expr.max is not None and expr.max < expr.min)
+    ):
+        raise InvalidGrammar(f"invalid repeat bounds {{{expr.min},{expr.max}}}")
 
-    def __init__(self, grammar: Grammar, nfa: ByteNFA | None = None) -> None:
-        self.rules = grammar.rule_map
+
+class NfaBuilder:
+    """Builds NFA fragments for IR expressions into one ByteNFA.
+
+    Both walks (``states`` and the fragments of ``build``) are iterative post-orders over the
+    distinct IR nodes, following rule references without recursion, so a long chain of rules
+    (``$ref`` to ``$ref`` ...) needs no Python stack. Builders made with ``sharing`` reuse
+    each other's sizes and fragments (the CFG lowering builds one NFA per terminal).
+    """
+
+    def __init__(
+        self, grammar: Grammar, nfa: ByteNFA | None = None, *, sharing: NfaBuilder | None = None
+    ) -> None:
+        self.rules = grammar.rule_map if sharing is None else sharing.rules
         self.nfa = nfa if nfa is not None else ByteNFA()
         if self.nfa.num_states == 0:
             self.nfa.all_live = True  # until a fragment with an empty language is built
-        self._active: list[str] = []
-        self._sizes: dict[int, tuple[Expr, int]] = {}  # id -> (node kept alive, states)
-        self._rule_sizes: dict[str, int] = {}
+        # id -> (node kept alive, value); rule name -> value
+        self._sizes: dict[int, tuple[Expr, int]] = {} if sharing is None else sharing._sizes
+        self._rule_sizes: dict[str, int] = {} if sharing is None else sharing._rule_sizes
+        self._frags: dict[int, tuple[Expr, Fragment]] = {} if sharing is None else sharing._frags
+        self._rule_frags: dict[str, Fragment] = {} if sharing is None else sharing._rule_frags
+
+    def _post_order(
+        self,
+        root: Expr,
+        memo: dict[int, tuple[Expr, Any]],
+        rule_memo: dict[str, Any],
+        make: Any,
+    ) -> Any:
+        """``make(node)`` for ``root`` and every node below it not yet in ``memo``, children
+        first; a ``Ref`` gets its rule's value. Raises on a recursive rule."""
+        hit = memo.get(id(root))
+        if hit is not None:
+            return hit[1]
+        rules = self.rules
+        active: list[str] = []  # rules being expanded, outermost first
+        stack: list[tuple[Expr, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in memo:
+                continue
+            if isinstance(node, Ref):
+                name = node.name
+                known = rule_memo.get(name)
+                if known is not None:
+                    memo[id(node)] = (node, known)
+                    continue
+                if name not in rules:
+                    raise InvalidGrammar(f"undefined rule {name!r}", keyword=name)
+                body = rules[name]
+                if not expanded:
+                    if name in active:
+                        cycle = " -> ".join([*active[active.index(name) :], name])
+                        raise UnsupportedFeature(
+                            f"recursive rule ({cycle}) is not regular",
+                            keyword=name,
+                            hint="recursive grammars need the CFG engine",
+                        )
+                    active.append(name)
+                    stack.append((node, True))
+                    if id(body) not in memo:
+                        stack.append((body, False))
+                    continue
+                active.pop()
+                value = memo[id(body)][1]
+                rule_memo[name] = value
+                memo[id(node)] = (node, value)
+                continue
+            _check_node(node)
+            if isinstance(node, (Seq, Alt)):
+                children: tuple[Expr, ...] = node.items
+            elif isinstance(node, Repeat):
+                children = (node.item,)
+            else:
+                children = ()
+            if not expanded and children:
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(children) if id(c) not in memo)
+                continue
+            memo[id(node)] = (node, make(node))
+        return memo[id(root)][1]
 
     def states(self, expr: Expr) -> int:
         """How many NFA states ``build(expr)`` adds, without building anything.
@@ -330,56 +591,104 @@ class NfaBuilder:
             UnsupportedFeature: a check or a recursive rule (as ``build`` would).
         """
         memo = self._sizes
-        hit = memo.get(id(expr))
-        if hit is not None:
-            return hit[1]
-        if isinstance(expr, Lit):
-            n = len(expr.value) + 1
-        elif isinstance(expr, Regex):
-            n = _regex_size(expr.pattern, expr.case_insensitive)
-        elif isinstance(expr, Seq):
-            n = sum(self.states(item) for item in expr.items)
-        elif isinstance(expr, Alt):
-            n = 2 + sum(self.states(item) for item in expr.items)
-        elif isinstance(expr, Repeat):
-            if expr.min < 0 or (expr.max is not None and expr.max < expr.min):
-                raise InvalidGrammar(f"invalid repeat bounds {{{expr.min},{expr.max}}}")
-            item = self.states(expr.item)
-            extra = item if expr.max is None else (expr.max - expr.min) * item
-            n = 2 + expr.min * item + extra
-        elif isinstance(expr, Ref):
-            n = self._rule_states(expr)
-        elif isinstance(expr, Check):
-            raise UnsupportedFeature(
-                "a semantic check cannot be part of a regular automaton",
-                keyword=expr.predicate.describe(),
-                hint="grammars with checks compile with the CFG engine",
-            )
-        else:
-            raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
-        memo[id(expr)] = (expr, n)
-        return n
 
-    def _rule_states(self, expr: Ref) -> int:
-        known = self._rule_sizes.get(expr.name)
-        if known is not None:
-            return known
-        if expr.name not in self.rules:
-            raise InvalidGrammar(f"undefined rule {expr.name!r}", keyword=expr.name)
-        if expr.name in self._active:
-            cycle = " -> ".join([*self._active[self._active.index(expr.name) :], expr.name])
-            raise UnsupportedFeature(
-                f"recursive rule ({cycle}) is not regular",
-                keyword=expr.name,
-                hint="recursive grammars need the CFG engine",
-            )
-        self._active.append(expr.name)
-        try:
-            n = self.states(self.rules[expr.name])
-        finally:
-            self._active.pop()
-        self._rule_sizes[expr.name] = n
-        return n
+        def size(node: Expr) -> int:
+            if isinstance(node, Lit):
+                return len(node.value) + 1
+            if isinstance(node, Regex):
+                return _regex_size(node.pattern, node.case_insensitive)
+            if isinstance(node, Seq):
+                return sum(memo[id(c)][1] for c in node.items) if node.items else 1
+            if isinstance(node, Alt):
+                return 2 + sum(memo[id(c)][1] for c in node.items)
+            assert isinstance(node, Repeat)
+            item = memo[id(node.item)][1]
+            extra = item if node.max is None else (node.max - node.min) * item
+            return 2 + node.min * item + extra
+
+        return int(self._post_order(expr, memo, self._rule_sizes, size))
+
+    def fragment(self, expr: Expr) -> Fragment:
+        """The fragment of ``expr`` (built once per distinct node; nothing placed yet).
+
+        Raises ``LimitExceeded`` first if ``expr`` alone would exceed the NFA's limit.
+        """
+        _ensure_room(self.nfa, self.states(expr))
+        memo = self._frags
+
+        def make(node: Expr) -> Fragment:
+            if isinstance(node, Lit):
+                v = node.value
+                return Fragment(
+                    len(v) + 1,
+                    [(i, b, b, i + 1) for i, b in enumerate(v)],
+                    [],
+                    [],
+                    0,
+                    len(v),
+                    False,
+                )
+            if isinstance(node, Regex):
+                return _regex_template(node.pattern, node.case_insensitive)
+            if isinstance(node, Seq):
+                if not node.items:
+                    return Fragment(1, [], [], [], 0, 0, False)
+                subs: list[tuple[Fragment, int]] = []
+                eps: list[tuple[int, int]] = []
+                base = 0
+                prev_end = -1
+                empty = False
+                for child in node.items:
+                    f = memo[id(child)][1]
+                    subs.append((f, base))
+                    if prev_end >= 0:
+                        eps.append((prev_end, base + f.start))
+                    prev_end = base + f.end
+                    base += f.size
+                    empty = empty or f.empty
+                first = subs[0][0]
+                return Fragment(base, [], eps, subs, first.start, prev_end, empty)
+            if isinstance(node, Alt):
+                subs = []
+                eps = []
+                base = 2
+                empty = not node.items  # the empty language: the entry state is dead
+                for child in node.items:
+                    f = memo[id(child)][1]
+                    subs.append((f, base))
+                    eps.append((0, base + f.start))
+                    eps.append((base + f.end, 1))
+                    base += f.size
+                    empty = empty or f.empty
+                return Fragment(base, [], eps, subs, 0, 1, empty)
+            assert isinstance(node, Repeat)
+            f = memo[id(node.item)][1]
+            subs = []
+            eps = []
+            cur, nxt = 0, 1
+            for _ in range(node.min):
+                subs.append((f, nxt))
+                eps.append((cur, nxt + f.start))
+                cur = nxt + f.end
+                nxt += f.size
+            end = nxt
+            nxt += 1
+            eps.append((cur, end))
+            if node.max is None:
+                subs.append((f, nxt))
+                eps.append((cur, nxt + f.start))
+                eps.append((nxt + f.end, cur))
+                nxt += f.size
+            else:
+                for _ in range(node.max - node.min):
+                    subs.append((f, nxt))
+                    eps.append((cur, nxt + f.start))
+                    eps.append((nxt + f.end, end))
+                    cur = nxt + f.end
+                    nxt += f.size
+            return Fragment(nxt, [], eps, subs, 0, end, f.empty)
+
+        return self._post_order(expr, memo, self._rule_frags, make)  # type: ignore[no-any-return]
 
     def build_checked(self, expr: Expr) -> tuple[int, int]:
         """``build``, after checking that the NFA's ``max_states`` leaves room for it."""
@@ -388,99 +697,9 @@ class NfaBuilder:
 
     def build(self, expr: Expr) -> tuple[int, int]:
         """Add a fragment for ``expr``; return its (entry, exit) states."""
-        nfa = self.nfa
-        if isinstance(expr, Lit):
-            start = cur = nfa.new_state()
-            for byte in expr.value:
-                nxt = nfa.new_state()
-                nfa.edges[cur].append((byte, byte, nxt))
-                cur = nxt
-            return start, cur
-        if isinstance(expr, Regex):
-            return self._build_regex(expr)
-        if isinstance(expr, Seq):
-            start, cur = self.build(expr.items[0])
-            for item in expr.items[1:]:
-                s, e = self.build(item)
-                nfa.eps[cur].append(s)
-                cur = e
-            return start, cur
-        if isinstance(expr, Alt):
-            if not expr.items:
-                nfa.all_live = False  # the empty language: its entry state is dead
-            start, end = nfa.new_state(), nfa.new_state()
-            for item in expr.items:
-                s, e = self.build(item)
-                nfa.eps[start].append(s)
-                nfa.eps[e].append(end)
-            return start, end
-        if isinstance(expr, Repeat):
-            return self._build_repeat(expr)
-        if isinstance(expr, Ref):
-            return self._build_ref(expr)
-        if isinstance(expr, Check):
-            raise UnsupportedFeature(
-                "a semantic check cannot be part of a regular automaton",
-                keyword=expr.predicate.describe(),
-                hint="grammars with checks compile with the CFG engine",
-            )
-        raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
-
-    def _build_regex(self, expr: Regex) -> tuple[int, int]:
-        nfa = self.nfa
-        size = _regex_size(expr.pattern, expr.case_insensitive)
-        _ensure_room(nfa, size)
-        if size > _CACHED_FRAGMENT_STATES:
-            return _emit(parse_regex(expr.pattern, expr.case_insensitive), _DirectNfa(nfa))
-        size, edges, eps, start, end, empty = _regex_fragment(expr.pattern, expr.case_insensitive)
-        if empty:
-            nfa.all_live = False
-        base = nfa.new_states(size)
-        out, out_eps = nfa.edges, nfa.eps
-        for src, lo, hi, dst in edges:
-            out[base + src].append((lo, hi, base + dst))
-        for src, dst in eps:
-            out_eps[base + src].append(base + dst)
-        return base + start, base + end
-
-    def _build_repeat(self, expr: Repeat) -> tuple[int, int]:
-        nfa = self.nfa
-        if expr.min < 0 or (expr.max is not None and expr.max < expr.min):
-            raise InvalidGrammar(f"invalid repeat bounds {{{expr.min},{expr.max}}}")
-        start = cur = nfa.new_state()
-        for _ in range(expr.min):
-            s, e = self.build(expr.item)
-            nfa.eps[cur].append(s)
-            cur = e
-        end = nfa.new_state()
-        nfa.eps[cur].append(end)
-        if expr.max is None:
-            s, e = self.build(expr.item)
-            nfa.eps[cur].append(s)
-            nfa.eps[e].append(cur)
-        else:
-            for _ in range(expr.max - expr.min):
-                s, e = self.build(expr.item)
-                nfa.eps[cur].append(s)
-                nfa.eps[e].append(end)
-                cur = e
-        return start, end
-
-    def _build_ref(self, expr: Ref) -> tuple[int, int]:
-        if expr.name not in self.rules:
-            raise InvalidGrammar(f"undefined rule {expr.name!r}", keyword=expr.name)
-        if expr.name in self._active:
-            cycle = " -> ".join([*self._active[self._active.index(expr.name) :], expr.name])
-            raise UnsupportedFeature(
-                f"recursive rule ({cycle}) is not regular",
-                keyword=expr.name,
-                hint="recursive grammars need the CFG engine",
-            )
-        self._active.append(expr.name)
-        try:
-            return self.build(self.rules[expr.name])
-        finally:
-            self._active.pop()
+        frag = self.fragment(expr)
+        base = self.nfa.place(frag)
+        return base + frag.start, base + frag.end
 
 
 def grammar_to_nfa(

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from structgen.automata.cfg import Bnf
 from structgen import _accel
+from structgen.automata.cfg import Bnf
 from structgen.automata.earley import (
     ChartState,
     EarleyParser,

@@ -15,26 +15,51 @@ import structgen as sg
 from structgen import _accel
 
 VOCAB = sg.Vocabulary.byte_level(
-    [b'{"', b'":', b'": "', b'"}', b'"},', b'"}]', b'", "', b"}}", b"]}", b"xx", b"12", b"[1",
-     b"],", b'"a', b'"b"', b'{"a"', b" {", b"\xc3\xa9"]
+    [
+        b'{"',
+        b'":',
+        b'": "',
+        b'"}',
+        b'"},',
+        b'"}]',
+        b'", "',
+        b"}}",
+        b"]}",
+        b"xx",
+        b"12",
+        b"[1",
+        b"],",
+        b'"a',
+        b'"b"',
+        b'{"a"',
+        b" {",
+        b"\xc3\xa9",
+    ]
 )
 
 CASES = [
     (  # members in any order: a check per object (distinct names, required)
-        {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
-         "required": ["a"]},
+        {
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+            "required": ["a"],
+        },
         {"additional_properties": "spec", "property_order": "any"},
         [{"a": "xx", "b": 12}, {"b": 1, "a": ""}, {"a": "é", "c": {"a": [1, "x"]}}],
     ),
     (  # uniqueItems on nested arrays
-        {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
-                                    "uniqueItems": True}},
+        {
+            "type": "array",
+            "items": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True},
+        },
         {},
         [[[1, 2], [2, 1]], [[]], [[12, 12]]],
     ),
     (  # recursive, no checks
-        {"type": "object", "properties": {"v": {"type": "string"},
-                                          "k": {"type": "array", "items": {"$ref": "#"}}}},
+        {
+            "type": "object",
+            "properties": {"v": {"type": "string"}, "k": {"type": "array", "items": {"$ref": "#"}}},
+        },
         {"property_order": "schema"},
         [{"v": "a", "k": [{"v": "b"}, {}]}, {}],
     ),
