@@ -19,10 +19,10 @@ from structgen.aligned import (
     enumerate_language,
     sample_tokens,
 )
-from structgen.integrations.generate import vocabulary_for
-from structgen.integrations.lm import CausalLM
 from structgen.aligned.metrics import chi_square_pvalue, empirical, total_variation
 from structgen.errors import ConfigurationError
+from structgen.integrations.generate import vocabulary_for
+from structgen.integrations.lm import CausalLM
 from structgen.sampling.warp import SamplingParams
 
 
