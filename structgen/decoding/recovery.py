@@ -12,26 +12,37 @@ detects that and backs up:
    what the model wanted: a *check refusal*. It is attributed to the innermost JSON value open at
    that point (a small incremental scanner over the output bytes tracks where each open value
    started).
-2. **Dead end.** The value is declared a dead end when it is still open ``patience`` tokens after
-   the refusal (default 0: at once), when a second refusal hits it, or when the token budget runs
-   out while it is open.
+   The grammar itself can refuse a completion too: ``8.5`` under ``maximum: 1`` is a live prefix
+   (``8.5e-1``), so closing it is refused and the model writes ``8.5000...`` forever. Such a
+   *grammar refusal* counts for the innermost number or string (not for containers: ``]``
+   refused under ``minItems`` just asks for more items).
+2. **Dead end.** A value a check refused, or a number the grammar refused to close, is a dead end
+   when it is still open ``patience`` tokens after the refusal (default 0: at once); any value
+   is one when a second refusal hits it, or when the token budget runs out while it is open; a
+   number longer than ``MAX_NUMBER_BYTES`` is one too.
 3. **Back up and refute.** The loop goes back to the token where that value starts (matcher
    ``rollback``, KV cache ``crop``), and the bytes from there up to the refusal are refuted for
    this context (``refuted.RefutedPrefixes``): a token that would complete a refuted string is
    masked out of the scores from then on, so the model must choose differently. Each further dead
    end at the same point refutes a shorter prefix (half as long, down to one byte of the value),
-   widening the search. If every allowed token is refuted somewhere, the current prefix is
-   refuted too and the loop backs up again.
+   widening the search; for a number the grammar refused, its integer part is refuted (the
+   magnitude was wrong); a second dead end among the members of one container refutes the
+   separator before the member where the container may close there (the model repeats
+   itself). If every allowed token is refuted somewhere, the current prefix is refuted too and
+   the loop backs up again.
 4. **Bounds.** At most ``max_backtracks`` back-ups and ``max_discarded`` discarded tokens (default:
-   the token budget) per call; past them decoding goes on without backing up. The counts are in
-   ``GenerationStats.backtracks`` / ``discarded_tokens``.
+   the token budget) per call; past them decoding goes on without backing up (and refuted
+   strings give way where they are all that is left), except where the grammar allows no token
+   at all (``MAX_RESCUES`` more back-ups). The counts are in ``GenerationStats.backtracks`` /
+   ``discarded_tokens``.
 
 Exactness: every token still passes the matcher, and ``generate`` validates the result with
 ``jsonschema`` as before; recovery only removes continuations. It changes the sampled
 distribution (refuted continuations get probability 0), so ``log_weight`` is ``None`` after a
 back-up.
 
-Only grammars with checks (the CFG engine) can refuse this way; for others recovery is off.
+Check refusals need a grammar with checks (the CFG engine); grammar refusals apply to every
+JSON grammar.
 """
 
 from __future__ import annotations
@@ -62,12 +73,14 @@ class RecoveryOptions:
         patience: tokens a value may still run on after a check refused its completion
             (0: back up at once).
         max_discarded: most tokens discarded by back-ups per call (None: the token budget).
-        grammar_refusals: also back up over a number or string whose completion the grammar
-            itself refused twice (``8.5`` under ``maximum: 1`` is a live prefix, ``8.5e-1``, but
-            a model that wanted to stop at ``8.5`` writes ``8.5000...``).
+        grammar_refusals: also back up over a number whose completion the grammar itself
+            refused (``8.5`` under ``maximum: 1`` is a live prefix, as ``8.5e-1``, but a model
+            that wanted to stop at ``8.5`` writes ``8.5000...``: its integer part is refuted), a
+            string whose completion it refused twice, and a number longer than
+            ``MAX_NUMBER_BYTES`` (no double needs more).
     """
 
-    max_backtracks: int = 8
+    max_backtracks: int = 12
     patience: int = 0
     max_discarded: int | None = None
     grammar_refusals: bool = True
@@ -79,6 +92,11 @@ class RecoveryOptions:
                 raise ConfigurationError(
                     f"Invalid recovery {name}: expected an int >= 0, got {value!r}"
                 )
+        if not isinstance(self.grammar_refusals, bool):
+            raise ConfigurationError(
+                f"Invalid recovery grammar_refusals: expected True or False, "
+                f"got {self.grammar_refusals!r}"
+            )
         if self.max_discarded is not None and (
             not isinstance(self.max_discarded, int) or self.max_discarded < 0
         ):
@@ -91,6 +109,12 @@ class RecoveryOptions:
 # -- where each open JSON value starts -------------------------------------------------------------
 
 _NONE, _STRING, _NUMBER, _WORD = 0, 1, 2, 3
+MAX_RESCUES = 32
+"""Back-ups past ``max_backtracks``/``max_discarded`` where the grammar allows no token at all
+(a prefix whose every completion a check refuses, ``nul`` under ``enum: [[]]``): without one the
+loop could only fail; past this many, ``NoAllowedToken`` is raised as without recovery."""
+MAX_NUMBER_BYTES = 32
+"""A number this long is a runaway (a double needs at most 24 characters): backed up over."""
 _NUMBER_BYTES = frozenset(b"0123456789+-.eE")
 _WS = frozenset(b" \t\r\n")
 
@@ -166,9 +190,8 @@ def _free_parser(index: Any) -> Any:
     """An Earley parser over ``index``'s BNF without its semantic checks (cached per index)."""
     parser = _FREE_PARSERS.get(index)
     if parser is None:
-        from structgen.automata.earley import EarleyParser
-
-        parser = EarleyParser(dataclasses.replace(index.bnf, predicates={}))
+        # the index's own parser class (the C one or the reference), so chart sets match
+        parser = type(index.parser)(dataclasses.replace(index.bnf, predicates={}))
         _FREE_PARSERS[index] = parser
     return parser
 
@@ -183,6 +206,7 @@ class _Strain:
     by_check: bool  # refused by a check (else by the grammar itself)
     parent: int  # byte offset of the container the value is in (-1: top level)
     refusals: int = 1
+    number: bool = False  # a number the grammar refused to close: its integer part is refuted
 
 
 def with_recovery(
@@ -202,7 +226,7 @@ def with_recovery(
         option: ``"auto"``/``True`` (default options), ``False``/``None``/``"off"``, a
             ``RecoveryOptions`` or a dict of its fields.
         sampler: the loop's sampler (``sample(logits, matcher, generator)``).
-        compiled: the compiled grammar; without semantic checks, ``sampler`` is returned as is.
+        compiled: the compiled grammar.
         lm, cache, prompt: the loop's ``CausalLM``, its KV cache and the prompt's token ids
             (a back-up crops the cache and runs the forward pass for the position it goes to).
         tokens: the loop's list of generated tokens (read, and cut on a back-up).
@@ -225,8 +249,6 @@ def with_recovery(
             "Invalid recovery: expected 'auto', 'off', True, False, None, a RecoveryOptions or a "
             f"dict of its fields, got {option!r}"
         )
-    if not getattr(getattr(compiled.index, "bnf", None), "predicates", None):
-        return sampler  # no checks: nothing can refuse a value the grammar allows
     recovery = Recovery(compiled, lm, cache, prompt, tokens, options, max_new_tokens, stats)
     return _RecoveringSampler(sampler, recovery)
 
@@ -264,7 +286,9 @@ class Recovery:
         self.stats = stats
         self.refuted = RefutedPrefixes()
         self._prefix_index: TokenPrefixIndex | None = None
-        self.free = _free_parser(compiled.index)
+        # a parser of the grammar without its checks (None: the grammar has none)
+        checked = getattr(getattr(compiled.index, "bnf", None), "predicates", None)
+        self.free = _free_parser(compiled.index) if checked else None
         self.eos = set(self.vocab.eos_token_ids)
         # per generated token i: offsets[i] = byte offset where it starts; scans[i] = scanner
         # state before it (scans[len(tokens)] is the current one)
@@ -277,6 +301,7 @@ class Recovery:
         self.container_counts: dict[tuple[int, bytes], int] = {}
         self.backtracks = 0
         self.discarded = 0
+        self.rescues = 0  # back-ups past the bounds, where no token at all is allowed
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -328,11 +353,6 @@ class Recovery:
             return
         if matcher.validate_tokens([top]) == 1:
             return  # allowed after all (a sampled, not greedy, step)
-        state = getattr(matcher, "_state", None)  # the matcher's parse state (a ChartState)
-        if state is None or not hasattr(state, "sets"):
-            return
-        from structgen.automata.earley import ChartState
-
         scan = self.scans[len(self.tokens)]
         start = JsonScanner.innermost(scan)
         if start < 0:
@@ -340,19 +360,40 @@ class Recovery:
         after = JsonScanner.step(scan, self.vocab.token_bytes[top], len(self.text))
         if JsonScanner.is_open(after, start):
             return  # the refused token completes only a value it opens itself: nothing to undo
-        private = ChartState(list(state.sets[: state.length]), state.length)
-        by_check = self.free.advance(private, self.vocab.token_bytes[top]) is not None
+        by_check = self._check_refused(matcher, top)
         if not by_check and (not self.options.grammar_refusals or start != scan[1]):
             return  # the grammar refused to close a container: it needs more (minItems...)
+        if not by_check and self._closable(matcher, scan[2]):
+            return  # the value may end here: what the grammar refused is what follows it
         strain = self.strain
         if strain is not None and strain.start == start:
             strain.refusals += 1
             strain.by_check = strain.by_check or by_check
+        elif not by_check and scan[2] == _NUMBER:
+            self.strain = _Strain(start, start, len(self.tokens), False, -1, number=True)
         else:
             stack = scan[0]
             inside = stack[:-1] if stack and stack[-1] == start else stack
             parent = inside[-1] if inside else -1
             self.strain = _Strain(start, len(self.text), len(self.tokens), by_check, parent)
+
+    def _check_refused(self, matcher: Any, token: int) -> bool:
+        """Whether the grammar without its checks accepts ``token`` here (so a check refused
+        it): the same chart, advanced by a parser with no predicates."""
+        state = getattr(matcher, "_state", None)  # the matcher's parse state (a ChartState)
+        if self.free is None or state is None or not hasattr(state, "sets"):
+            return False
+        from structgen.automata.earley import ChartState
+
+        private = ChartState(list(state.sets[: state.length]), state.length)
+        return self.free.advance(private, self.vocab.token_bytes[token]) is not None
+
+    _ENDS = {_STRING: (b'"',), _NUMBER: (b",", b"}", b"]", b" ", b"\n", b"\r", b"\t")}
+
+    def _closable(self, matcher: Any, kind: int) -> bool:
+        """Whether the open number or string may end right here (its closing quote, or a
+        byte after a number, is allowed)."""
+        return any(matcher.copy().consume_bytes(end) for end in self._ENDS.get(kind, ()))
 
     def dead_end(self) -> bool:
         """Whether to back up before sampling the next token."""
@@ -362,13 +403,21 @@ class Recovery:
             self.exhausted = True  # forced tokens ran into a refuted string
             return True
         strain = self.strain
-        if strain is None:
-            return False
         scan = self.scans[len(self.tokens)]
+        if strain is None:
+            if (
+                self.options.grammar_refusals
+                and scan[2] == _NUMBER
+                and len(self.text) - scan[1] > MAX_NUMBER_BYTES
+            ):  # a runaway number: its integer part is refuted
+                self.strain = _Strain(scan[1], scan[1], len(self.tokens), False, -1, number=True)
+                return True
+            return False
         if strain.token > len(self.tokens) or not JsonScanner.is_open(scan, strain.start):
             self.strain = None  # the value completed (or was cut away)
             return False
-        overdue = strain.by_check and len(self.tokens) - strain.token >= self.options.patience
+        immediate = strain.by_check or strain.number
+        overdue = immediate and len(self.tokens) - strain.token >= self.options.patience
         last = len(self.tokens) + 1 >= self.max_new_tokens  # the budget runs out with it open
         return overdue or strain.refusals > 1 or last
 
@@ -425,6 +474,12 @@ class Recovery:
             if seen >= 2 and comma >= 0 and self._can_close(matcher, comma, strain.parent):
                 if self.refuted.add(bytes(self.text[: comma + 1])):
                     return bisect.bisect_right(self.offsets, comma) - 1
+        if strain.number:  # refute the integer part: the magnitude was wrong
+            end = strain.start + (self.text[strain.start] == 0x2D)  # a minus sign
+            while end < len(self.text) and 0x30 <= self.text[end] <= 0x39:
+                end += 1
+            self.refuted.add(bytes(self.text[: max(end, strain.start + 1)]))
+            return bisect.bisect_right(self.offsets, strain.start) - 1
         key = bytes(self.text[: strain.start])
         count = self.dead_counts.get(key, 0) + 1
         self.dead_counts[key] = count
@@ -487,7 +542,7 @@ class _RecoveringSampler:
         rec = self.recovery
         rec._sync()
         while True:
-            if rec.active and rec.dead_end():
+            if rec.exhausted or (rec.active and rec.dead_end()):
                 logits = rec.back_up(matcher)
             banned = rec.banned()
             scores = logits
@@ -499,9 +554,11 @@ class _RecoveringSampler:
                 token, log_weight = self.inner.sample(scores, matcher, generator)
             except NoAllowedToken:
                 if not rec.active:
-                    if banned is None:
+                    if banned is not None:  # out of back-ups: the refutations give way
+                        return self.inner.sample(logits, matcher, generator)  # type: ignore[no-any-return]
+                    if rec.rescues >= MAX_RESCUES:
                         raise
-                    return self.inner.sample(logits, matcher, generator)  # type: ignore[no-any-return]
+                    rec.rescues += 1  # nothing is allowed at all: back up even so
                 rec.exhausted = True  # every allowed token is refuted (or none is allowed)
                 continue
             rec.observe(scores, token, matcher)

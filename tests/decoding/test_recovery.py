@@ -270,3 +270,39 @@ def test_token_prefix_index_matches_a_scan_of_the_vocabulary() -> None:
 def test_result_text_is_json() -> None:
     result = _run(duplicating_policy, UNIQUE, max_new_tokens=40)
     assert json.loads(result.text) == result.value
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["native-or-default", "pure-python"])
+def test_check_refusals_are_told_from_grammar_refusals(pure: bool) -> None:
+    """The check-free parser runs on the matcher's own chart (C or Python sets alike)."""
+    from contextlib import nullcontext
+
+    from structgen import _accel
+    from structgen.decoding.recovery import Recovery
+
+    with _accel.pure_python() if pure else nullcontext():
+        compiled = sg.compile(sg.Grammar.from_json_schema(UNIQUE), VOCAB, use_cache=False)
+        m = compiled.matcher()
+        assert m.consume_bytes(b'["a", "a')
+        rec = Recovery(compiled, None, None, [0], [], RecoveryOptions(), 10, None)
+        assert rec._check_refused(m, TOKEN[b'"'])  # closing the duplicate: the check refuses
+        assert not rec._check_refused(m, TOKEN[b"\x01"])  # the grammar refuses this itself
+        assert rec._check_refused(m, TOKEN[b"b"])  # allowed anyway: accepted without checks
+
+
+def test_a_prefix_with_no_allowed_token_at_all_is_backed_over() -> None:
+    """``nul`` under ``enum: [[]]`` (a check on any JSON value): its one completion is refused
+    and nothing else is allowed; the loop backs up instead of failing."""
+    schema = {"allOf": [{"enum": [[]]}, {"not": {"type": "string"}}]}
+
+    def policy(text: bytes) -> list[bytes]:  # wants null; its second choice is []
+        if text.startswith(b"["):
+            return [b"]"]
+        nxt = b"null"[len(text) : len(text) + 1] if b"null".startswith(text) else b""
+        return [nxt, b"["] if nxt else [b"["]
+
+    with pytest.raises(NoAllowedToken):
+        _run(policy, schema, max_new_tokens=20, recovery="off")
+    result = _run(policy, schema, max_new_tokens=20)
+    assert result.complete and result.value == []
+    assert result.stats.backtracks >= 1
