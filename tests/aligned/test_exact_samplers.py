@@ -88,24 +88,27 @@ def test_cars_acceptance_rises(world, check, late_rate) -> None:  # type: ignore
     assert rates[-1] > late_rate, rates
 
 
-def test_imh_chain_is_exact(world) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("weights", "n"), [("exact", 500), ("awrs", 300)])
+def test_imh_chain_is_exact(world, weights, n) -> None:  # type: ignore[no-untyped-def]
     # Thinning: the chain's states are correlated (it accepts about 28% of the moves here), so
     # keep every 10th; the residual correlation 0.72^10 ≈ 0.04 is too small to move the test.
+    # weights="awrs": a pseudo-marginal chain (estimated weights), same stationary law.
     lm, _, target, _ = world
     gen = torch.Generator().manual_seed(3)
     out = sample_tokens(
         lm,
         GRAMMAR,
         PROMPT,
-        500,
+        n,
         sampler="imh",
+        weights=weights,
         burn_in=20,
         thin=10,
         batch_size=64,
         max_new_tokens=MAX_TOKENS,
         generator=gen,
     )
-    assert len(out.draws) == 500
+    assert len(out.draws) == n
     assert chi_square_pvalue(counts_of(out.draws), target) > P_FLOOR
     assert 0 < out.stats.accepted < out.stats.attempts
 
