@@ -14,9 +14,13 @@ productions are removed, so every item the parser keeps can still be completed.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from structgen import _accel
 from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
 from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder, check_deadline
 from structgen.errors import IncompatibleVocabulary, InvalidGrammar, LimitExceeded
@@ -54,7 +58,7 @@ class Bnf:
     nullable: frozenset[int] = frozenset()
     by_lhs: list[tuple[int, ...]] = field(default_factory=list)
     predicates: dict[int, Any] = field(default_factory=dict)  # nonterminal -> semantic check
-    terminal_names: list[str] = field(default_factory=list)  # short descriptions (messages)
+    terminal_names: list[str] = field(default_factory=lambda: _Names())  # for messages
 
     @property
     def start_production(self) -> int:
@@ -116,6 +120,97 @@ def recursive_rules(grammar: Grammar) -> set[str]:
     return result
 
 
+# Terminal DFAs shared across grammars, by content digest of the terminal's expression: the same
+# terminal in another schema (a JSON value, a string with its key, a number) reuses the automaton
+# with the states it has discovered, and the token walks cached on it (cfg_index), so such work is
+# paid once per process, not once per schema. Bounded (least recently used dropped).
+_SHARED_TERMINALS: OrderedDict[tuple[Any, ...], LazyByteDFA] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_MAX_SHARED_TERMINALS = 2048
+
+
+def _shared_terminal(key: tuple[Any, ...]) -> LazyByteDFA | None:
+    with _SHARED_LOCK:
+        dfa = _SHARED_TERMINALS.get(key)
+        if dfa is not None:
+            _SHARED_TERMINALS.move_to_end(key)
+        return dfa
+
+
+def _share_terminal(key: tuple[Any, ...], dfa: LazyByteDFA) -> None:
+    with _SHARED_LOCK:
+        _SHARED_TERMINALS[key] = dfa
+        while len(_SHARED_TERMINALS) > _MAX_SHARED_TERMINALS:
+            _SHARED_TERMINALS.popitem(last=False)
+
+
+class _ResolvedDigester:
+    """Content digests of regular expressions with every ``Ref`` replaced by its rule's content
+    (``ExprDigester`` digests a ``Ref`` by name, which means different things in different
+    grammars). Iterative; memoised by node identity and by rule."""
+
+    def __init__(self, rules: dict[str, Expr]) -> None:
+        self.rules = rules
+        self._memo: dict[int, tuple[Expr, bytes]] = {}
+        self._rule_memo: dict[str, bytes] = {}
+
+    def _children(self, node: Expr) -> tuple[Expr, ...]:
+        if isinstance(node, Ref):
+            return (self.rules[node.name],)
+        if isinstance(node, (Seq, Alt)):
+            return node.items
+        if isinstance(node, (Repeat, Check)):
+            return (node.item,)
+        return ()
+
+    def digest(self, expr: Expr) -> bytes:
+        memo = self._memo
+        hit = memo.get(id(expr))
+        if hit is not None:
+            return hit[1]
+        stack: list[tuple[Expr, bool]] = [(expr, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if id(node) in memo:
+                continue
+            if isinstance(node, Ref) and node.name in self._rule_memo:
+                memo[id(node)] = (node, self._rule_memo[node.name])
+                continue
+            children = self._children(node)
+            if not expanded and children:
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if id(c) not in memo)
+                continue
+            if isinstance(node, Ref):
+                value = memo[id(children[0])][1]
+                self._rule_memo[node.name] = value
+            elif isinstance(node, Lit):
+                value = hashlib.sha256(b"L" + node.value).digest()
+            elif isinstance(node, Regex):
+                value = hashlib.sha256(
+                    repr(("R", node.pattern, node.case_insensitive)).encode()
+                ).digest()
+            elif isinstance(node, Repeat):
+                value = hashlib.sha256(
+                    repr(("P", memo[id(node.item)][1], node.min, node.max)).encode()
+                ).digest()
+            elif isinstance(node, (Seq, Alt)):
+                h = hashlib.sha256(b"S" if isinstance(node, Seq) else b"A")
+                for c in node.items:
+                    h.update(memo[id(c)][1])
+                value = h.digest()
+            else:
+                raise TypeError(f"Invalid IR node in a terminal: {type(node).__name__}")
+            memo[id(node)] = (node, value)
+        return memo[id(expr)][1]
+
+
+def clear_shared_terminals() -> None:
+    """Forget the terminal DFAs shared across grammars (and the walks cached on them)."""
+    with _SHARED_LOCK:
+        _SHARED_TERMINALS.clear()
+
+
 class _Lowering:
     def __init__(
         self, grammar: Grammar, max_nfa: int, max_dfa: int, max_terminal: int | None = None
@@ -129,6 +224,7 @@ class _Lowering:
         self.nt_of_rule: dict[str, int] = {}
         # memos keyed by content digest (hashing a shared IR DAG node by node is exponential)
         self.digester = ExprDigester()
+        self.resolved = _ResolvedDigester(self.rules)  # content with rules inlined (sharing)
         self.symbol_nt: dict[bytes, int] = {}
         self.term_of_expr: dict[bytes, int] = {}
         self.prods: list[tuple[int, tuple[int, ...]]] = [(0, ())]  # patched below
@@ -145,6 +241,14 @@ class _Lowering:
         An iterative post-order (a long chain of rules needs no Python stack); a rule's verdict
         is memoised by name, a node's by identity."""
         memo, rule_memo, rules = self._regular, self._regular_rule, self.rules
+        if isinstance(expr, Ref):
+            known = rule_memo.get(expr.name)
+            if known is not None:
+                return known
+        else:
+            hit = memo.get(id(expr))
+            if hit is not None:
+                return hit[1]
         stack: list[tuple[Expr, bool]] = [(expr, False)]
         while stack:
             node, expanded = stack.pop()
@@ -226,14 +330,29 @@ class _Lowering:
         key = self.digester.digest(expr)
         tid = self.term_of_expr.get(key)
         if tid is None:
-            # fragments are shared by every terminal's builder: each distinct node built once
-            builder = NfaBuilder(self.grammar, ByteNFA(max_states=self.max_nfa), sharing=self.sizer)
-            start, end = builder.build_checked(expr)
-            builder.nfa.accept[end] = 0
-            dfa = LazyByteDFA(builder.nfa, start, max_states=self.max_dfa)
+            shared_key = (
+                self.resolved.digest(expr),
+                self.max_nfa,
+                self.max_dfa,
+                _accel.native() is not None,
+            )
+            dfa = _shared_terminal(shared_key)
+            if dfa is None:
+                # fragments are shared by every terminal's builder: each distinct node built once
+                builder = NfaBuilder(
+                    self.grammar, ByteNFA(max_states=self.max_nfa), sharing=self.sizer
+                )
+                start, end = builder.build_checked(expr)
+                builder.nfa.accept[end] = 0
+                dfa = LazyByteDFA(builder.nfa, start, max_states=self.max_dfa)
+                _share_terminal(shared_key, dfa)
             tid = len(self.bnf.terminals)
             self.bnf.terminals.append(dfa)
-            self.bnf.terminal_names.append(_describe(expr, self.grammar.start))
+            names = self.bnf.terminal_names
+            if isinstance(names, _Names):
+                names.add_lazy(expr, self.grammar.start)  # described when a message needs it
+            else:
+                names.append(_describe(expr, self.grammar.start))
             self.term_of_expr[key] = tid
         return ~tid
 
@@ -346,6 +465,23 @@ class _Lowering:
         return _finish(self.bnf, self.prods, self.names)
 
 
+class _Names(list):  # type: ignore[type-arg]
+    """Terminal descriptions, computed on first read (only error messages read them)."""
+
+    def add_lazy(self, expr: Expr, start: str) -> None:
+        self.append((expr, start))
+
+    def __getitem__(self, i: Any) -> Any:
+        item = super().__getitem__(i)
+        if isinstance(item, tuple):
+            item = _describe(*item)
+            self[i] = item
+        return item
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+
 def _describe(expr: Expr, start: str, limit: int = 48) -> str:
     """A short human-readable description of a terminal's expression."""
 
@@ -428,4 +564,4 @@ def grammar_to_bnf(
     return _Lowering(grammar, max_nfa_states, max_dfa_states, max_terminal_states).run()
 
 
-__all__ = ["Bnf", "grammar_to_bnf", "recursive_rules"]
+__all__ = ["Bnf", "clear_shared_terminals", "grammar_to_bnf", "recursive_rules"]

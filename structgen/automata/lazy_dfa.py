@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,8 @@ class LazyByteDFA:
     """
 
     native_impl: Any = None  # the structgen._native.Dfa behind a NativeLazyByteDFA
+    # token-level walks from this DFA's states, kept by the token layer (cfg_index); not pickled
+    walks: dict[Any, Any]
 
     def __new__(cls, *args: Any, native: bool | None = None, **kwargs: Any) -> LazyByteDFA:
         if cls is LazyByteDFA:
@@ -100,6 +103,7 @@ class LazyByteDFA:
         return (_restore, (self.__getstate__(),))
 
     def _init(self) -> None:
+        self.walks = {}
         # trimmed: every state the subset construction may use can still reach acceptance
         self._live = _AllStates() if self.nfa.all_live else _coreachable(self.nfa)
         self._memo: dict[int, frozenset[int]] = {}
@@ -269,6 +273,11 @@ class LazyByteDFA:
         return bool(self._accepting[self.step(self.initial, data)])
 
 
+@lru_cache(maxsize=16)
+def _byte_flags(single: frozenset[int]) -> bytes:
+    return bytes(1 if b in single else 0 for b in range(256))
+
+
 class _LiveSet:
     """``in`` over a bytes object of 0/1 flags (the native automaton's co-reachable states)."""
 
@@ -292,6 +301,7 @@ class NativeLazyByteDFA(LazyByteDFA):
         nat = _accel.native()
         if nat is None:  # pragma: no cover - guarded by LazyByteDFA.__new__
             raise RuntimeError(f"the C extension is not in use: {_accel.describe()}")
+        self.walks = {}
         nfa = self.nfa
         e_off, e_lo, e_hi, e_dst, x_off, x_dst = nfa.csr()
         accept = bytearray(nfa.num_states)
@@ -372,8 +382,7 @@ class NativeLazyByteDFA(LazyByteDFA):
 
     def structurally_covered(self, single: frozenset[int]) -> bool:
         """``vocab_proof.structurally_covered`` in C."""
-        flags = bytes(1 if b in single else 0 for b in range(256))
-        return bool(self.native_impl.structurally_covered(flags))
+        return bool(self.native_impl.structurally_covered(_byte_flags(single)))
 
 
 __all__ = ["DEFAULT_MAX_DFA_STATES", "LazyByteDFA", "NativeLazyByteDFA"]

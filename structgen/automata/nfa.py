@@ -591,6 +591,9 @@ class NfaBuilder:
             UnsupportedFeature: a check or a recursive rule (as ``build`` would).
         """
         memo = self._sizes
+        hit = memo.get(id(expr))
+        if hit is not None:
+            return hit[1]
 
         def size(node: Expr) -> int:
             if isinstance(node, Lit):
@@ -615,6 +618,9 @@ class NfaBuilder:
         """
         _ensure_room(self.nfa, self.states(expr))
         memo = self._frags
+        hit = memo.get(id(expr))
+        if hit is not None:
+            return hit[1]
 
         def make(node: Expr) -> Fragment:
             if isinstance(node, Lit):

@@ -91,7 +91,6 @@ class CfgTokenIndex:
         self.parser = EarleyParser(bnf)
         self._trie: TokenTrie | None = None
         self._extras: _TrieExtras | None = None
-        self._walks: dict[tuple[int, int, Any], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # mask plans by (parse configuration, trie node); see _mask_below
         self._plans: dict[tuple[int, int], tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]] = {}
         self._interned: dict[tuple[Any, ...], int] = {}
@@ -123,6 +122,10 @@ class CfgTokenIndex:
         if self._trie is None:
             self._trie = trie_for(self.vocab)
         return self._trie
+
+    @property
+    def _trie_id(self) -> int:
+        return id(self.trie)  # tries live as long as the process (trie_for caches them)
 
     @property
     def trie_extras(self) -> _TrieExtras:
@@ -409,15 +412,18 @@ class CfgTokenIndex:
         """(allowed-token bitmask, mid nodes, sink nodes) of terminal ``t`` from state ``q``
         below the trie nodes ``roots``. Mid nodes: the terminal may end there and the token goes
         on; sink nodes: the token ends where the terminal accepts with no way to continue."""
-        key = (t, q, int(roots[0]) if roots.size == 1 else roots.tobytes())
-        hit = self._walks.get(key)
+        # cached on the terminal's DFA, which grammars with the same terminal share (cfg.py):
+        # a walk depends only on the DFA state, the roots and the vocabulary's trie
+        walks = self.bnf.terminals[t].walks
+        key = (self._trie_id, q, int(roots[0]) if roots.size == 1 else roots.tobytes())
+        hit = walks.get(key)
         if hit is not None:
             return hit
         result = self._walk_uncached(t, q, roots)
         with self._lock:
-            if len(self._walks) > _MAX_WALKS:
-                self._walks.clear()
-            self._walks[key] = result
+            if len(walks) > _MAX_WALKS:
+                walks.clear()
+            walks[key] = result
         return result
 
     def _walk_uncached(
