@@ -251,6 +251,16 @@ def generate(
     """
     if max_new_tokens < 1:
         raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
+    if speculative is not None:
+        from structgen.speculative.api import generate_speculative
+
+        return generate_speculative(  # type: ignore[no-any-return]
+            model, tokenizer, prompt, speculative=speculative, schema=schema, grammar=grammar,
+            regex=regex, sampler=sampler, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+            schema_options=schema_options, fast_forward=fast_forward,
+            token_healing=token_healing,
+        )
     if isinstance(sampler, str) and sampler in _ALIGNED:
         if token_healing:
             raise ConfigurationError(
@@ -273,16 +283,6 @@ def generate(
             top_k=top_k,
             top_p=top_p,
             schema_options=schema_options,
-        )
-    if speculative is not None:
-        from structgen.speculative.api import generate_speculative
-
-        return generate_speculative(  # type: ignore[no-any-return]
-            model, tokenizer, prompt, speculative=speculative, schema=schema, grammar=grammar,
-            regex=regex, sampler=sampler, max_new_tokens=max_new_tokens,
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-            schema_options=schema_options, fast_forward=fast_forward,
-            token_healing=token_healing,
         )
     stats = GenerationStats()
     t0 = time.perf_counter()
