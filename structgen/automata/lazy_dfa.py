@@ -303,7 +303,9 @@ class NativeLazyByteDFA(LazyByteDFA):
             raise RuntimeError(f"the C extension is not in use: {_accel.describe()}")
         self.walks = {}
         nfa = self.nfa
-        e_off, e_lo, e_hi, e_dst, x_off, x_dst = nfa.csr()
+        arrays = nfa.csr()
+        nfa.freeze(arrays)
+        e_off, e_lo, e_hi, e_dst, x_off, x_dst = arrays
         accept = bytearray(nfa.num_states)
         for s in nfa.accept:
             accept[s] = 1

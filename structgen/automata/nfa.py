@@ -58,17 +58,18 @@ class Fragment:
     def __init__(
         self,
         size: int,
-        edges: list[tuple[int, int, int, int]],
-        eps: list[tuple[int, int]],
-        subs: list[tuple[Fragment, int]],
+        edges: Any,
+        eps: Any,
+        subs: Any,
         start: int,
         end: int,
         empty: bool,
     ) -> None:
         self.size = size
-        self.edges = edges
-        self.eps = eps
-        self.subs = subs
+        # tuples: the cyclic GC stops tracking tuples of ints, so many fragments stay cheap
+        self.edges = tuple(edges)
+        self.eps = tuple(eps)
+        self.subs = tuple(subs)
         self.start = start
         self.end = end
         # some state cannot reach the end (an empty language inside): automata must trim
@@ -76,7 +77,7 @@ class Fragment:
         nat = _accel.native()
         self.native: Any = None
         if nat is not None and all(f.native is not None for f, _ in subs):
-            self.native = nat.Fragment(size, edges, eps, [(f.native, b) for f, b in subs])
+            self.native = nat.Fragment(size, self.edges, self.eps, [(f.native, b) for f, b in subs])
 
 
 class ByteNFA:
@@ -246,6 +247,12 @@ class ByteNFA:
     def eps(self) -> list[list[int]]:
         """``eps[s]``: the epsilon targets of state ``s``."""
         return self._expand()[1]
+
+    def freeze(self, arrays: tuple[bytes, ...]) -> None:
+        """Keep only the flat arrays ``csr()`` returned (drops the fragments: an automaton
+        built from them needs nothing else, and fewer objects is less work for the GC)."""
+        self._csr = tuple(arrays)
+        self._edges, self._eps, self._placed, self._lists = [], [], [], None
 
     def csr(self) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
         """``(e_off, e_lo, e_hi, e_dst, x_off, x_dst)``: the edges as flat arrays grouped by
