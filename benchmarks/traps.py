@@ -57,7 +57,9 @@ QUICK_SPLITS = (
     "BFCL_simple",
     "WashingtonPost",
 )
-_PREFERRED = [ord(c) for c in '"}]01a.e-+: ,\nntf']
+# bytes the completion search tries first: closers, then what ends a format or a number, digits
+# late (a search that tries "0" first dives into 0000...)
+_PREFERRED = [ord(c) for c in '"}]Zz\n :e-+.01atfn,']
 
 
 # -- can this output still complete? -----------------------------------------------------------

@@ -30,8 +30,8 @@ detects that and backs up:
    separator before the member where the container may close there (the model repeats
    itself). If every allowed token is refuted somewhere, the current prefix is refuted too and
    the loop backs up again.
-4. **Bounds.** At most ``max_backtracks`` back-ups and ``max_discarded`` discarded tokens (default:
-   the token budget) per call; past them decoding goes on without backing up (and refuted
+4. **Bounds.** At most ``max_backtracks`` back-ups and ``max_discarded`` discarded sampled tokens
+   (default: the token budget) per call; past them decoding goes on without backing up (and refuted
    strings give way where they are all that is left), except where the grammar allows no token
    at all (``MAX_RESCUES`` more back-ups). The counts are in ``GenerationStats.backtracks`` /
    ``discarded_tokens``.
@@ -72,7 +72,8 @@ class RecoveryOptions:
         max_backtracks: most back-ups per ``generate`` call.
         patience: tokens a value may still run on after a check refused its completion
             (0: back up at once).
-        max_discarded: most tokens discarded by back-ups per call (None: the token budget).
+        max_discarded: most sampled tokens discarded by back-ups per call (None: the token
+            budget; forced tokens are not counted: they cost no sampling).
         grammar_refusals: also back up over a number whose completion the grammar itself
             refused (``8.5`` under ``maximum: 1`` is a live prefix, as ``8.5e-1``, but a model
             that wanted to stop at ``8.5`` writes ``8.5000...``: its integer part is refuted), a
@@ -113,6 +114,9 @@ MAX_RESCUES = 32
 """Back-ups past ``max_backtracks``/``max_discarded`` where the grammar allows no token at all
 (a prefix whose every completion a check refuses, ``nul`` under ``enum: [[]]``): without one the
 loop could only fail; past this many, ``NoAllowedToken`` is raised as without recovery."""
+REPEATS = 5
+"""A value whose last tokens are ``REPEATS`` copies of a unit of 2 to 4 tokens (``2 * REPEATS``
+of one token: ``0000000000``) repeats itself: a runaway, backed up over."""
 MAX_NUMBER_BYTES = 32
 """A number this long is a runaway (a double needs at most 24 characters): backed up over."""
 _NUMBER_BYTES = frozenset(b"0123456789+-.eE")
@@ -181,6 +185,19 @@ class JsonScanner:
         return start == value_start or value_start in stack
 
 
+def _json_schema_grammar(grammar: Any) -> bool:
+    """Whether ``grammar`` came from a JSON Schema (its lowering always notes its
+    ``additionalProperties`` reading)."""
+    return any(str(n).startswith("additionalProperties:") for n in getattr(grammar, "notes", ()))
+
+
+def _parent(scan: ScanState, start: int) -> int:
+    """Start offset of the container the value at ``start`` is in (-1: none)."""
+    stack = scan[0]
+    inside = stack[:-1] if stack and stack[-1] == start else stack
+    return inside[-1] if inside else -1
+
+
 # -- the recovery state of one generate call -----------------------------------------------------
 
 _FREE_PARSERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -207,6 +224,7 @@ class _Strain:
     parent: int  # byte offset of the container the value is in (-1: top level)
     refusals: int = 1
     number: bool = False  # a number the grammar refused to close: its integer part is refuted
+    runaway: bool = False  # a value repeating itself: a dead end at once
 
 
 def with_recovery(
@@ -223,8 +241,9 @@ def with_recovery(
     """``sampler``, wrapped with dead-end recovery for one ``generate`` call where it applies.
 
     Args:
-        option: ``"auto"``/``True`` (default options), ``False``/``None``/``"off"``, a
-            ``RecoveryOptions`` or a dict of its fields.
+        option: ``"auto"`` (default options, for grammars lowered from a JSON Schema; other
+            grammars are left alone), ``True`` (default options, any grammar),
+            ``False``/``None``/``"off"``, a ``RecoveryOptions`` or a dict of its fields.
         sampler: the loop's sampler (``sample(logits, matcher, generator)``).
         compiled: the compiled grammar.
         lm, cache, prompt: the loop's ``CausalLM``, its KV cache and the prompt's token ids
@@ -235,6 +254,8 @@ def with_recovery(
     """
     if option in (False, None, "off"):
         return sampler
+    if option == "auto" and not _json_schema_grammar(compiled.grammar):
+        return sampler  # a Lark grammar or a regex: its values are not JSON values
     if option is True or option == "auto":
         options = RecoveryOptions()
     elif isinstance(option, RecoveryOptions):
@@ -302,13 +323,18 @@ class Recovery:
         self.backtracks = 0
         self.discarded = 0
         self.rescues = 0  # back-ups past the bounds, where no token at all is allowed
+        self.sampled: list[int] = []  # positions of the tokens the sampler chose (not forced)
+        self.discarded_sampled = 0  # sampled tokens discarded (what max_discarded bounds)
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
     @property
     def active(self) -> bool:
         """Whether another back-up is allowed."""
-        return self.backtracks < self.options.max_backtracks and self.discarded < self.max_discarded
+        return (
+            self.backtracks < self.options.max_backtracks
+            and self.discarded_sampled < self.max_discarded
+        )
 
     @property
     def prefix_index(self) -> TokenPrefixIndex:
@@ -370,11 +396,10 @@ class Recovery:
             strain.refusals += 1
             strain.by_check = strain.by_check or by_check
         elif not by_check and scan[2] == _NUMBER:
-            self.strain = _Strain(start, start, len(self.tokens), False, -1, number=True)
+            parent = _parent(scan, start)
+            self.strain = _Strain(start, start, len(self.tokens), False, parent, number=True)
         else:
-            stack = scan[0]
-            inside = stack[:-1] if stack and stack[-1] == start else stack
-            parent = inside[-1] if inside else -1
+            parent = _parent(scan, start)
             self.strain = _Strain(start, len(self.text), len(self.tokens), by_check, parent)
 
     def _check_refused(self, matcher: Any, token: int) -> bool:
@@ -395,6 +420,26 @@ class Recovery:
         byte after a number, is allowed)."""
         return any(matcher.copy().consume_bytes(end) for end in self._ENDS.get(kind, ()))
 
+    def _repeating(self, value_start: int) -> int:
+        """Where the open value at ``value_start`` started to repeat itself, if its last tokens
+        are one unit of 1 to 4 tokens over and over (``REPEATS`` copies, twice as many of a
+        single token): the offset just after the first copy; else -1."""
+        tokens, n = self.tokens, len(self.tokens)
+        for period in (1, 2, 3, 4):
+            copies = REPEATS * 2 if period == 1 else REPEATS
+            first = n - period * copies
+            if first < 0 or self.offsets[first] < value_start:
+                continue
+            unit = tokens[n - period :]
+            if any(tokens[first + i] != unit[i % period] for i in range(period * copies)):
+                continue
+            while first - period >= 0 and self.offsets[first - period] >= value_start:
+                if tokens[first - period : first] != unit:
+                    break
+                first -= period
+            return self.offsets[first + period]
+        return -1
+
     def dead_end(self) -> bool:
         """Whether to back up before sampling the next token."""
         if self.exhausted:
@@ -404,19 +449,23 @@ class Recovery:
             return True
         strain = self.strain
         scan = self.scans[len(self.tokens)]
-        if strain is None:
-            if (
-                self.options.grammar_refusals
-                and scan[2] == _NUMBER
-                and len(self.text) - scan[1] > MAX_NUMBER_BYTES
-            ):  # a runaway number: its integer part is refuted
-                self.strain = _Strain(scan[1], scan[1], len(self.tokens), False, -1, number=True)
+        if strain is not None and (
+            strain.token > len(self.tokens) or not JsonScanner.is_open(scan, strain.start)
+        ):
+            strain = self.strain = None  # the value completed (or was cut away)
+        if self.options.grammar_refusals and scan[2] in (_STRING, _NUMBER):
+            cut = self._repeating(scan[1])
+            number = scan[2] == _NUMBER
+            if cut >= 0 or (number and len(self.text) - scan[1] > MAX_NUMBER_BYTES):
+                # a runaway: a number's integer part is refuted, a string up to the first copy
+                parent = _parent(scan, scan[1])
+                self.strain = _Strain(
+                    scan[1], cut, len(self.tokens), False, parent, number=number, runaway=True
+                )
                 return True
+        if strain is None:
             return False
-        if strain.token > len(self.tokens) or not JsonScanner.is_open(scan, strain.start):
-            self.strain = None  # the value completed (or was cut away)
-            return False
-        immediate = strain.by_check or strain.number
+        immediate = strain.by_check or strain.number or strain.runaway
         overdue = immediate and len(self.tokens) - strain.token >= self.options.patience
         last = len(self.tokens) + 1 >= self.max_new_tokens  # the budget runs out with it open
         return overdue or strain.refusals > 1 or last
@@ -446,6 +495,9 @@ class Recovery:
             self.refuted.clear()  # the whole output is refuted: start over without refutations
         self.backtracks += 1
         self.discarded += before - k
+        kept = bisect.bisect_left(self.sampled, k)
+        self.discarded_sampled += len(self.sampled) - kept
+        del self.sampled[kept:]
         self.stats.backtracks = self.backtracks
         self.stats.discarded_tokens = self.discarded
         self.lm.crop(self.cache, len(self.prompt) + k - 1)
@@ -564,4 +616,5 @@ class _RecoveringSampler:
             rec.observe(scores, token, matcher)
             if rec.active and rec.strain is not None and rec.dead_end():
                 continue  # a refusal that is a dead end already (patience 0): back up now
+            rec.sampled.append(len(rec.tokens))
             return token, log_weight

@@ -36,7 +36,12 @@ from structgen.grammar.ir import (
     opt,
     seq,
 )
-from structgen.grammar.json_checks import DistinctKeys, UniqueLastItem, canonical
+from structgen.grammar.json_checks import (
+    DistinctKeys,
+    JsonSchemaCheck,
+    UniqueLastItem,
+    canonical,
+)
 from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
     ANY_DRAFT_FORMATS,
@@ -587,10 +592,15 @@ class TypeLowering(LoweringBase):
             # additionalProperties forbids or constrains extras, so the grammar must allow any
             # extra member (the over-approximation the check then narrows).
             extra, explicit = self._any_value(), True
-        if not props and not required and extra == Ref("json_value"):
+        names = self._names_check(ctx)
+        if not props and not required and extra == Ref("json_value") and names is None:
             return self._any_object()
         entries: list[tuple[Expr, bool]] = []
         for key, sub in props.items():
+            if names is not None and not names(json.dumps(key).encode()):
+                if key in required:  # propertyNames rejects a required key
+                    return self._never(ctx.child("propertyNames"), f"required {key!r} is invalid")
+                continue  # a declared key propertyNames rejects can never appear
             value = self.lower(sub, ctx.child("properties", key))
             if value is None and key in required:
                 return self._never(ctx.child("properties", key), f"required {key!r} is impossible")
@@ -598,6 +608,8 @@ class TypeLowering(LoweringBase):
                 entries.append((seq(self._key(key), self.colon, value), key in required))
         undeclared = [k for k in required if k not in props]
         for key in undeclared:
+            if names is not None and not names(json.dumps(key).encode()):
+                return self._never(ctx.child("propertyNames"), f"required {key!r} is invalid")
             value = extra if explicit or extra is not None else self._any_value()
             if value is None:
                 return self._never(ctx.child("required"), f"required {key!r} is not allowed")
@@ -609,6 +621,8 @@ class TypeLowering(LoweringBase):
             except ValueError as exc:
                 self._refuse(ctx, "properties", f"extra keys next to {exc}")
                 key_expr = Regex(STRING_PATTERN)
+            if names is not None:  # each key checked as it completes, not the whole object
+                key_expr = Check(key_expr, names)
             extra_member = self._share(seq(key_expr, self.colon, extra), ctx, "extra")
         if self.options.property_order == "any" and len(entries) + (extra_member is not None) > 1:
             return self._members_any_order(entries, extra_member, tuple(required), ctx)
@@ -635,6 +649,17 @@ class TypeLowering(LoweringBase):
         if not any(is_required for _, is_required in entries):
             options.append(seq(lit("{"), self.ws, lit("}")))
         return alt(*options)
+
+    def _names_check(self, ctx: SchemaCtx) -> JsonSchemaCheck | None:
+        """Early ``propertyNames``: the check of one key against the ``propertyNames`` subschema,
+        where a check on this object enforces the keyword (it still does: this one only fires
+        sooner, on each key, and rejects nothing the object's check would accept)."""
+        if "propertyNames" not in self.checked_keywords.get(ctx.pointer, ()):
+            return None
+        if self.refs.uncheckable(ctx.pointer) is not None:
+            return None
+        pointer = ctx.at("propertyNames")
+        return JsonSchemaCheck(self.root_text, pointer, ("propertyNames",), draft=self.refs.draft)
 
     def _members_any_order(
         self,

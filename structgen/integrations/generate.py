@@ -239,8 +239,9 @@ def generate(
             the same distribution (``sampler="awrs"``: Gumbel-coupled verification,
             ``"masked"``: the ``min(1, p/q)`` rule on full masks). See structgen.speculative.
         recovery: dead-end recovery where a semantic check refuses the value the model wanted
-            to complete (``structgen.decoding.recovery``): ``"auto"`` (default; on for grammars
-            with checks), ``"off"``/``False``, or a ``RecoveryOptions`` (or a dict of its
+            to complete, or a bound the model overshoots (``structgen.decoding.recovery``):
+            ``"auto"`` (default; on for JSON Schema constraints), ``"off"``/``False``, ``True``,
+            or a ``RecoveryOptions`` (or a dict of its
             fields: ``max_backtracks``, ``patience``, ``max_discarded``,
             ``grammar_refusals``). The loop backs up to the start of that value and resamples
             with the refused continuation excluded; the count is in ``stats.backtracks``. The
@@ -309,16 +310,20 @@ def generate(
     reason = "max_new_tokens"
     log_weight = 0.0
     # dead-end recovery: the sampler backs up over a value a check refused (its own module)
+    plain = chooser
     chooser = with_recovery(
         recovery, chooser, compiled, lm, cache, ids, tokens, max_new_tokens, stats
     )
+    # with recovery, forced text never takes the last token of the budget: the sampler then
+    # sees it (a forced run of 0s in a dead end is backed over, not the end of the output)
+    reserve = int(chooser is not plain)
     base_checks = getattr(getattr(chooser, "stats", None), "checks", 0)
     base_masks = getattr(getattr(chooser, "stats", None), "full_masks", 0)
 
     def forced() -> list[int]:
         if not fast_forward:
             return []
-        ff = matcher.compute_ff_tokens()[: max_new_tokens - len(tokens)]
+        ff = matcher.compute_ff_tokens()[: max(max_new_tokens - len(tokens) - reserve, 0)]
         matcher.consume_tokens(ff)
         tokens.extend(ff)
         stats.forced_tokens += len(ff)

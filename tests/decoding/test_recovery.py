@@ -306,3 +306,25 @@ def test_a_prefix_with_no_allowed_token_at_all_is_backed_over() -> None:
     result = _run(policy, schema, max_new_tokens=20)
     assert result.complete and result.value == []
     assert result.stats.backtracks >= 1
+
+
+def test_a_value_that_repeats_itself_is_backed_over() -> None:
+    """``7.0000000...``: no refusal at all, the model never tries to close; the repetition is
+    the signal (and a number's integer part is what gets refuted)."""
+    schema = {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
+
+    def policy(text: bytes) -> list[bytes]:
+        if text.endswith(b": "):
+            return [b"7", b"1"]
+        if text.endswith(b": 1"):
+            return [b"}"]
+        if text.endswith((b"7", b".", b"0")):
+            return [b"." if text.endswith(b"7") else b"0"]
+        return [b'"', b"x", b":", b" "]
+
+    off = _run(policy, schema, max_new_tokens=40, recovery="off")
+    assert not off.complete
+    result = _run(policy, schema, max_new_tokens=40)
+    assert result.complete and result.value == {"x": 1}
+    assert result.stats.backtracks == 1
+    assert result.stats.discarded_tokens <= 14  # caught after ten zeros, not at the budget

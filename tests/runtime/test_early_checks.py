@@ -115,3 +115,49 @@ def test_long_unique_arrays_stay_exact_past_the_early_bound() -> None:
         m = compiled.matcher()
         ok = m.consume_bytes(json.dumps(value).encode()) and m.is_accepting()
         assert ok == valid
+
+
+NAME_SCHEMAS = [
+    {
+        "type": "object",
+        "propertyNames": {"pattern": "^[a-z]+$"},
+        "additionalProperties": {"type": "integer"},
+    },
+    {
+        "type": "object",
+        "properties": {"Bad": {"type": "integer"}, "ok": {"type": "integer"}},
+        "propertyNames": {"maxLength": 3},
+        "additionalProperties": True,
+    },
+    {"type": "object", "propertyNames": {"enum": ["a", "ok"]}, "minProperties": 1},
+]
+
+
+@pytest.mark.parametrize("schema", NAME_SCHEMAS, ids=lambda s: json.dumps(s)[:60])
+def test_early_property_names_are_sound(schema: dict[str, Any]) -> None:
+    # the validation reading (members in any order, extras as the spec allows): exact
+    grammar = sg.Grammar.from_json_schema(
+        schema, property_order="any", additional_properties="spec"
+    )
+    compiled = sg.compile(grammar, VOCAB)
+    validator = jsonschema.Draft202012Validator(schema)
+    keys = ["a", "ok", "Ab", "okay", "Bad", "é"]
+    objects: list[Any] = [{}]
+    for n in (1, 2):
+        for names in itertools.permutations(keys, n):
+            for value in (1, "x"):
+                objects.append(dict.fromkeys(names, value))
+    texts = {layout(o).encode(): validator.is_valid(o) for o in objects for layout in LAYOUTS}
+    early = 0
+    for data, valid in texts.items():
+        cut = _rejected_at(compiled, data)
+        if cut is None:
+            m = compiled.matcher()
+            m.consume_bytes(data)
+            assert m.is_accepting() == valid, data
+            continue
+        assert not valid, data
+        prefix = data[: cut + 1]
+        assert not any(texts[d] for d in texts if d.startswith(prefix)), prefix
+        early += b":" not in data[cut:]  # rejected at a key, before its value
+    assert early
