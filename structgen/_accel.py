@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
-ABI = 5  # must equal NATIVE_ABI in _native.c: a stale build is ignored, not half-used
+ABI = 6  # must equal NATIVE_ABI in _native.c: a stale build is ignored, not half-used
 
 
 def _load() -> tuple[ModuleType | None, str]:

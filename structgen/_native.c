@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NATIVE_ABI 5
+#define NATIVE_ABI 6
 
 static PyObject *LimitExceeded = NULL; /* structgen.errors.LimitExceeded, set by _set_errors */
 
@@ -118,6 +118,7 @@ typedef struct {
     /* rows: table[sid * 256 + byte], -1 while the row is not computed */
     int32_t *table;
     uint8_t *accepting, *has_out, *row_done;
+    uint8_t *absorb; /* 0 unknown, 1 no, 2: loops on every slice byte (see Trie) */
     PyObject *accept_list; /* list of bools, one per state (fast reads from Python) */
     PyObject *pyrows;      /* list: None or the row as a list of 256 ints (row()) */
     /* scratch */
@@ -138,7 +139,7 @@ static void dfa_dealloc(DfaObject *d) {
     free(d->e_lo); free(d->e_hi); free(d->nfa_accept); free(d->live);
     free(d->cl_off); free(d->cl_len); free(d->cl_pool);
     free(d->ss_off); free(d->ss_len); free(d->ss_hash); free(d->ss_pool); free(d->ht);
-    free(d->table); free(d->accepting); free(d->has_out); free(d->row_done);
+    free(d->table); free(d->accepting); free(d->has_out); free(d->row_done); free(d->absorb);
     free(d->mark); free(d->tmp); free(d->edges_tmp);
     Py_XDECREF(d->accept_list);
     Py_XDECREF(d->pyrows);
@@ -170,6 +171,9 @@ static int dfa_reserve_states(DfaObject *d, size_t need) {
     uint8_t *r = realloc(d->row_done, c);
     if (!r) return PyErr_NoMemory(), -1;
     d->row_done = r;
+    uint8_t *ab = realloc(d->absorb, c);
+    if (!ab) return PyErr_NoMemory(), -1;
+    d->absorb = ab;
     d->cap_states = c;
     return 0;
 }
@@ -238,6 +242,7 @@ static int32_t dfa_intern(DfaObject *d, const int32_t *set, size_t n) {
     d->accepting[sid] = acc;
     d->has_out[sid] = 0;
     d->row_done[sid] = 0;
+    d->absorb[sid] = 0;
     int32_t *row = d->table + (size_t)sid * 256;
     for (int b = 0; b < 256; b++) row[b] = -1;
     d->n_states = sid + 1;
@@ -343,28 +348,60 @@ static int dfa_compute_row(DfaObject *d, int32_t sid) {
         int pts[258], np_ = 0;
         for (int v = 0; v <= 256; v++)
             if (seen[v]) pts[np_++] = v;
-        int32_t *targets = NULL;
-        size_t tcap = 0;
+        /* intervals often share their target set (a class like [^"\\akms] splits the bytes
+         * into many intervals with the same targets): each distinct set is closed once */
+        int32_t *targets = NULL, *prev = NULL;
+        size_t tcap = 0, pcap = 0;
+        struct { uint64_t h; size_t off, n; int32_t tid; } seen_sets[258];
+        int n_seen = 0;
+        size_t prev_used = 0;
         for (int k = 0; k + 1 < np_; k++) {
             int a = pts[k], b = pts[k + 1];
             size_t nt = 0;
             for (size_t i = 0; i < ne; i++) {
                 if (d->edges_tmp[3 * i] <= a && a <= d->edges_tmp[3 * i + 1]) {
                     if (grow((void **)&targets, &tcap, nt + 1, sizeof(int32_t)) < 0) {
-                        free(targets);
+                        free(targets); free(prev);
                         return -1;
                     }
                     targets[nt++] = d->edges_tmp[3 * i + 2];
                 }
             }
             if (!nt) continue;
-            size_t n;
-            if (dfa_closure_union(d, targets, nt, &n) < 0) { free(targets); return -1; }
-            int32_t tid = dfa_intern(d, d->tmp, n);
-            if (tid < 0) { free(targets); return -1; }
+            sort_i32(targets, nt);
+            size_t u = 0;
+            for (size_t i = 0; i < nt; i++)
+                if (!u || targets[u - 1] != targets[i]) targets[u++] = targets[i];
+            nt = u;
+            uint64_t h = hash_i32(targets, nt);
+            int32_t tid = -1;
+            for (int j = 0; j < n_seen; j++)
+                if (seen_sets[j].h == h && seen_sets[j].n == nt &&
+                    memcmp(prev + seen_sets[j].off, targets, nt * sizeof(int32_t)) == 0) {
+                    tid = seen_sets[j].tid;
+                    break;
+                }
+            if (tid < 0) {
+                size_t n;
+                if (dfa_closure_union(d, targets, nt, &n) < 0) { free(targets); free(prev); return -1; }
+                tid = dfa_intern(d, d->tmp, n);
+                if (tid < 0) { free(targets); free(prev); return -1; }
+                if (grow((void **)&prev, &pcap, prev_used + nt, sizeof(int32_t)) < 0) {
+                    free(targets); free(prev);
+                    return -1;
+                }
+                memcpy(prev + prev_used, targets, nt * sizeof(int32_t));
+                seen_sets[n_seen].h = h;
+                seen_sets[n_seen].off = prev_used;
+                seen_sets[n_seen].n = nt;
+                seen_sets[n_seen].tid = tid;
+                n_seen++;
+                prev_used += nt;
+            }
             for (int v = a; v < b; v++) row[v] = tid;
         }
         free(targets);
+        free(prev);
     }
     memcpy(d->table + (size_t)sid * 256, row, sizeof row);
     d->has_out[sid] = ne ? 1 : 0;
@@ -790,19 +827,174 @@ typedef struct {
     uint8_t *byte;
     int32_t *skip, *depth, *level_id, *tok_off, *tok_ids;
     int32_t *dfs_of; /* level-order id -> preorder index */
+    int32_t *parent_dfs;
     int32_t max_depth;
     /* scratch */
     int32_t *stack;
     int64_t *out64;
     size_t out_cap;
+    /* the slice (after the first byte): per first byte, the tokens whose other bytes are all SLICE
+     * bytes (JSON-string-safe ASCII), as bitmasks, and the trie of the other tokens (the prefixes
+     * of tokens with a non-SLICE byte after the first; preorder, level_id into the full trie).
+     * Where the state after a token's first byte loops on every SLICE byte (inside a string,
+     * most keys too), a root walk takes that byte's slice whole and walks only the rest. */
+    uint32_t *slice_mask; /* tokens made only of SLICE bytes */
+    int32_t a_n; /* the trie of the other tokens (a non-SLICE byte anywhere) */
+    uint8_t *a_byte;
+    int32_t *a_skip, *a_depth, *a_level, *a_tok_off, *a_tok_ids;
+    uint32_t *first_mask; /* 256 bitmasks: tokens of first byte c whose other bytes are all SLICE */
+    int32_t full_child[256], comp_child[256]; /* depth-1 node of byte c in each layout, or -1 */
+    int32_t c_n;
+    uint8_t *c_byte;
+    int32_t *c_skip, *c_depth, *c_level, *c_tok_off, *c_tok_ids;
 } TrieObject;
+
+static inline int in_slice(int b) { return b >= 0x20 && b <= 0x7E && b != 0x22 && b != 0x5C; }
+
+/* Slice closure of state q: the states slice bytes reach from q (q included), if at most
+ * SLICE_CLOSURE_MAX. Returns SC_LIVE if every one is live (so every token whose remaining bytes
+ * are slice bytes is allowed), plus SC_QUIET if none accepts (no mids or sinks among them);
+ * 0 otherwise; -1 on error. Cached per state. */
+#define SC_LIVE 1
+#define SC_QUIET 2
+#define SLICE_CLOSURE_MAX 8
+
+static int dfa_slice_closed(DfaObject *d, int32_t q) {
+    if (q <= 0) return 0;
+    if (d->absorb[q]) return d->absorb[q] - 1;
+    int32_t seen[SLICE_CLOSURE_MAX];
+    int n = 0, result = SC_LIVE | SC_QUIET;
+    seen[n++] = q;
+    for (int i = 0; i < n && result; i++) {
+        int32_t u = seen[i];
+        if (dfa_compute_row(d, u) < 0) return -1;
+        if (d->accepting[u]) result &= ~SC_QUIET;
+        for (int b = 0x20; b <= 0x7E; b++) {
+            if (!in_slice(b)) continue;
+            int32_t v = d->table[(size_t)u * 256 + b];
+            if (!v) { result = 0; break; }
+            int known = 0;
+            for (int k = 0; k < n; k++)
+                if (seen[k] == v) { known = 1; break; }
+            if (known) continue;
+            if (n == SLICE_CLOSURE_MAX) { result = 0; break; }
+            seen[n++] = v;
+        }
+    }
+    d->absorb[q] = (uint8_t)(result + 1);
+    return result;
+}
+
+/* A preorder layout to walk: the full trie or the slice's complement. */
+typedef struct {
+    int32_t n;
+    const uint8_t *byte;
+    const int32_t *skip, *depth, *level_id, *tok_off, *tok_ids;
+} Layout;
+
+static Layout full_layout(TrieObject *t) {
+    Layout L = {t->n, t->byte, t->skip, t->depth, t->level_id, t->tok_off, t->tok_ids};
+    return L;
+}
+
+static Layout comp_layout(TrieObject *t) {
+    Layout L = {t->c_n, t->c_byte, t->c_skip, t->c_depth, t->c_level, t->c_tok_off, t->c_tok_ids};
+    return L;
+}
+
+typedef struct {
+    int64_t *a;
+    size_t n, cap;
+} Out64;
+
+/* Run the DFA from q at preorder index r of L over r's subtree (r excluded): OR the tokens of
+ * live nodes into mask; where the DFA accepts, nodes with children go to mids and states with
+ * no live byte to sinks (both as level ids; NULL: not collected). 0, or -1 on error. */
+static int walk_layout(DfaObject *d, const Layout *L, int32_t r, int32_t q, uint32_t *mask,
+                       Out64 *mids, Out64 *sinks, int32_t *st) {
+    int32_t base = L->depth[r];
+    st[base] = q;
+    int32_t i = r + 1, end = L->skip[r];
+    while (i < end) {
+        int32_t dd = L->depth[i];
+        int32_t s = st[dd - 1];
+        int32_t nx = d->table[(size_t)s * 256 + L->byte[i]];
+        if (nx < 0) {
+            if (dfa_compute_row(d, s) < 0) return -1;
+            nx = d->table[(size_t)s * 256 + L->byte[i]];
+        }
+        if (!nx) { i = L->skip[i]; continue; }
+        st[dd] = nx;
+        for (int32_t k = L->tok_off[i]; k < L->tok_off[i + 1]; k++) {
+            int32_t tid = L->tok_ids[k];
+            mask[tid >> 5] |= 1u << (tid & 31);
+        }
+        if (mids && d->accepting[nx]) {
+            if (L->skip[i] > i + 1) {
+                if (grow((void **)&mids->a, &mids->cap, mids->n + 1, sizeof(int64_t)) < 0) return -1;
+                mids->a[mids->n++] = L->level_id[i];
+            }
+            if (dfa_compute_row(d, nx) < 0) return -1;
+            if (!d->has_out[nx]) {
+                if (grow((void **)&sinks->a, &sinks->cap, sinks->n + 1, sizeof(int64_t)) < 0) return -1;
+                sinks->a[sinks->n++] = L->level_id[i];
+            }
+        }
+        i++;
+    }
+    return 0;
+}
 
 static PyTypeObject TrieType;
 
 static void trie_dealloc(TrieObject *t) {
     free(t->byte); free(t->skip); free(t->depth); free(t->level_id); free(t->tok_off);
-    free(t->tok_ids); free(t->dfs_of); free(t->stack); free(t->out64);
+    free(t->tok_ids); free(t->dfs_of); free(t->stack); free(t->out64); free(t->parent_dfs);
+    free(t->slice_mask); free(t->a_byte); free(t->a_skip); free(t->a_depth); free(t->a_level);
+    free(t->a_tok_off); free(t->a_tok_ids);
+    free(t->first_mask); free(t->c_byte); free(t->c_skip); free(t->c_depth); free(t->c_level);
+    free(t->c_tok_off); free(t->c_tok_ids);
     Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+/* The preorder layout of the nodes with keep[i] (a subtree-closed set: parents of kept nodes are
+ * kept), with all their tokens. 0, or -1 with MemoryError. */
+static int filtered_layout(TrieObject *t, const uint8_t *keep, Layout *L) {
+    int32_t n = t->n, m = 0, ntok = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (keep[i]) { m++; ntok += t->tok_off[i + 1] - t->tok_off[i]; }
+    uint8_t *byte = malloc((size_t)m);
+    int32_t *skip = malloc((size_t)m * sizeof(int32_t)), *depth = malloc((size_t)m * sizeof(int32_t));
+    int32_t *level = malloc((size_t)m * sizeof(int32_t));
+    int32_t *tok_off = malloc((size_t)(m + 1) * sizeof(int32_t));
+    int32_t *tok_ids = malloc((size_t)(ntok ? ntok : 1) * sizeof(int32_t));
+    int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
+    if (!byte || !skip || !depth || !level || !tok_off || !tok_ids || !st) {
+        free(byte); free(skip); free(depth); free(level); free(tok_off); free(tok_ids); free(st);
+        PyErr_NoMemory();
+        return -1;
+    }
+    int32_t k2 = 0, tk = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        byte[k2] = t->byte[i];
+        depth[k2] = t->depth[i];
+        level[k2] = t->level_id[i];
+        tok_off[k2] = tk;
+        for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) tok_ids[tk++] = t->tok_ids[k];
+        k2++;
+    }
+    tok_off[m] = tk;
+    int32_t top = 0;
+    for (int32_t i = 0; i < m; i++) {
+        while (top && depth[st[top - 1]] >= depth[i]) skip[st[--top]] = i;
+        st[top++] = i;
+    }
+    while (top) skip[st[--top]] = m;
+    free(st);
+    L->n = m; L->byte = byte; L->skip = skip; L->depth = depth; L->level_id = level;
+    L->tok_off = tok_off; L->tok_ids = tok_ids;
+    return 0;
 }
 
 /* Trie(parent: int32[n], byte: uint8[n], token_node: int32[V], normal: uint8[V]) with nodes in
@@ -907,6 +1099,87 @@ static PyObject *trie_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         if (normal[tid]) t->tok_ids[cnt[t->dfs_of[token_node[tid]]]++] = (int32_t)tid;
     t->stack = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
     if (!t->stack) { PyErr_NoMemory(); goto fail; }
+    /* parents in preorder, and the slice */
+    t->parent_dfs = malloc((size_t)n * sizeof(int32_t));
+    t->first_mask = calloc((size_t)256 * (size_t)(t->words ? t->words : 1), sizeof(uint32_t));
+    {
+        uint8_t *tail_slice = malloc((size_t)n), *keep = calloc((size_t)n, 1);
+        int32_t *first = malloc((size_t)n * sizeof(int32_t));
+        if (!t->parent_dfs || !t->first_mask || !tail_slice || !keep || !first) {
+            free(tail_slice); free(keep); free(first);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (int c = 0; c < 256; c++) t->full_child[c] = t->comp_child[c] = -1;
+        t->parent_dfs[0] = 0;
+        tail_slice[0] = 1;
+        first[0] = -1;
+        for (int32_t i = 1; i < n; i++) {
+            int32_t par = t->dfs_of[parent[t->level_id[i]]];
+            t->parent_dfs[i] = par;
+            if (t->depth[i] == 1) {
+                first[i] = t->byte[i];
+                tail_slice[i] = 1; /* no byte after the first yet */
+                t->full_child[t->byte[i]] = i;
+            } else {
+                first[i] = first[par];
+                tail_slice[i] = tail_slice[par] && in_slice(t->byte[i]);
+            }
+            if (tail_slice[i]) {
+                uint32_t *fm = t->first_mask + (size_t)first[i] * (size_t)t->words;
+                for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
+                    int32_t tid = t->tok_ids[k];
+                    fm[tid >> 5] |= 1u << (tid & 31);
+                }
+            }
+        }
+        for (int32_t i = (int32_t)n - 1; i >= 1; i--) {
+            if (!tail_slice[i] && t->tok_off[i + 1] > t->tok_off[i]) keep[i] = 1;
+            if (keep[i]) keep[t->parent_dfs[i]] = 1;
+        }
+        keep[0] = 1;
+        Layout C;
+        int ok = filtered_layout(t, keep, &C);
+        if (ok == 0) {
+            t->c_n = C.n; t->c_byte = (uint8_t *)C.byte; t->c_skip = (int32_t *)C.skip;
+            t->c_depth = (int32_t *)C.depth; t->c_level = (int32_t *)C.level_id;
+            t->c_tok_off = (int32_t *)C.tok_off; t->c_tok_ids = (int32_t *)C.tok_ids;
+            for (int32_t k = 0; k < C.n; k++)
+                if (C.depth[k] == 1) t->comp_child[C.byte[k]] = k;
+        }
+        /* the whole-slice layout: tokens with a non-SLICE byte anywhere */
+        uint8_t *all_slice = tail_slice; /* reused: all bytes SLICE, the first included */
+        t->slice_mask = calloc((size_t)(t->words ? t->words : 1), sizeof(uint32_t));
+        if (ok == 0 && t->slice_mask) {
+            all_slice[0] = 1;
+            memset(keep, 0, (size_t)n);
+            for (int32_t i = 1; i < n; i++) {
+                all_slice[i] = all_slice[t->parent_dfs[i]] && in_slice(t->byte[i]);
+                if (all_slice[i])
+                    for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
+                        int32_t tid = t->tok_ids[k];
+                        t->slice_mask[tid >> 5] |= 1u << (tid & 31);
+                    }
+            }
+            for (int32_t i = (int32_t)n - 1; i >= 1; i--) {
+                if (!all_slice[i] && t->tok_off[i + 1] > t->tok_off[i]) keep[i] = 1;
+                if (keep[i]) keep[t->parent_dfs[i]] = 1;
+            }
+            keep[0] = 1;
+            Layout A;
+            ok = filtered_layout(t, keep, &A);
+            if (ok == 0) {
+                t->a_n = A.n; t->a_byte = (uint8_t *)A.byte; t->a_skip = (int32_t *)A.skip;
+                t->a_depth = (int32_t *)A.depth; t->a_level = (int32_t *)A.level_id;
+                t->a_tok_off = (int32_t *)A.tok_off; t->a_tok_ids = (int32_t *)A.tok_ids;
+            }
+        } else if (ok == 0) {
+            ok = -1;
+            PyErr_NoMemory();
+        }
+        free(tail_slice); free(keep); free(first);
+        if (ok < 0) goto fail;
+    }
     free(parent); free(token_node); free(child_lo); free(child_hi); free(cnt);
     free(lbyte); free(normal);
     return (PyObject *)t;
@@ -917,17 +1190,62 @@ fail:
     return NULL;
 }
 
-static inline void set_tokens(TrieObject *t, int32_t i, uint32_t *mask) {
-    for (int32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
-        int32_t tid = t->tok_ids[k];
-        mask[tid >> 5] |= 1u << (tid & 31);
-    }
-}
 
 static int check_dfa(PyObject *o) {
     if (!PyObject_TypeCheck(o, &DfaType)) {
         PyErr_SetString(PyExc_TypeError, "expected a structgen._native.Dfa");
         return -1;
+    }
+    return 0;
+}
+
+/* The walk below the root from q, with slice shortcuts: where every state slice bytes reach from
+ * q is live (and, when mids are collected, none accepts), all-slice tokens are taken whole and
+ * only the trie of the others is walked; otherwise the same per first byte c, for the tokens of
+ * c whose other bytes are slice bytes. Same results as walk_layout over the full trie. */
+static int walk_root(TrieObject *t, DfaObject *d, int32_t q, uint32_t *mask, Out64 *mids,
+                     Out64 *sinks, int32_t *st) {
+    Layout F = full_layout(t), C = comp_layout(t);
+    int need = mids ? (SC_LIVE | SC_QUIET) : SC_LIVE;
+    int closed = dfa_slice_closed(d, q);
+    if (closed < 0) return -1;
+    if ((closed & need) == need) { /* every all-slice token is allowed, with nothing to record */
+        Layout A = {t->a_n, t->a_byte, t->a_skip, t->a_depth, t->a_level, t->a_tok_off, t->a_tok_ids};
+        for (int32_t w = 0; w < t->words; w++) mask[w] |= t->slice_mask[w];
+        return walk_layout(d, &A, 0, q, mask, mids, sinks, st);
+    }
+    if (dfa_compute_row(d, q) < 0) return -1;
+    for (int c = 0; c < 256; c++) {
+        int32_t fc = t->full_child[c];
+        if (fc < 0) continue;
+        int32_t s = d->table[(size_t)q * 256 + c];
+        if (!s) continue;
+        int sc = dfa_slice_closed(d, s);
+        if (sc < 0) return -1;
+        if ((sc & need) == need) {
+            const uint32_t *fm = t->first_mask + (size_t)c * (size_t)t->words;
+            for (int32_t w = 0; w < t->words; w++) mask[w] |= fm[w];
+            int32_t cc = t->comp_child[c];
+            if (cc >= 0 && walk_layout(d, &C, cc, s, mask, mids, sinks, st) < 0) return -1;
+            continue;
+        }
+        /* the node of c itself, then its subtree */
+        for (int32_t k = t->tok_off[fc]; k < t->tok_off[fc + 1]; k++) {
+            int32_t tid = t->tok_ids[k];
+            mask[tid >> 5] |= 1u << (tid & 31);
+        }
+        if (mids && d->accepting[s]) {
+            if (t->skip[fc] > fc + 1) {
+                if (grow((void **)&mids->a, &mids->cap, mids->n + 1, sizeof(int64_t)) < 0) return -1;
+                mids->a[mids->n++] = t->level_id[fc];
+            }
+            if (dfa_compute_row(d, s) < 0) return -1;
+            if (!d->has_out[s]) {
+                if (grow((void **)&sinks->a, &sinks->cap, sinks->n + 1, sizeof(int64_t)) < 0) return -1;
+                sinks->a[sinks->n++] = t->level_id[fc];
+            }
+        }
+        if (walk_layout(d, &F, fc, s, mask, mids, sinks, st) < 0) return -1;
     }
     return 0;
 }
@@ -944,22 +1262,13 @@ static PyObject *trie_dfa_mask(TrieObject *t, PyObject *const *args, Py_ssize_t 
     if (!out) return NULL;
     uint32_t *mask = (uint32_t *)PyBytes_AS_STRING(out);
     memset(mask, 0, (size_t)t->words * 4);
+    if (q == 0) return out;
     int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
     if (!st) { Py_DECREF(out); return PyErr_NoMemory(); }
-    st[0] = (int32_t)q;
-    int32_t i = 1, n = t->n;
-    if (q == 0) i = n;
-    while (i < n) {
-        int32_t s = st[t->depth[i] - 1];
-        int32_t nx = d->table[(size_t)s * 256 + t->byte[i]];
-        if (nx < 0) {
-            if (dfa_compute_row(d, s) < 0) { free(st); Py_DECREF(out); return NULL; }
-            nx = d->table[(size_t)s * 256 + t->byte[i]];
-        }
-        if (!nx) { i = t->skip[i]; continue; }
-        st[t->depth[i]] = nx;
-        set_tokens(t, i, mask);
-        i++;
+    if (walk_root(t, d, (int32_t)q, mask, NULL, NULL, st) < 0) {
+        free(st);
+        Py_DECREF(out);
+        return NULL;
     }
     free(st);
     return out;
@@ -996,11 +1305,6 @@ static PyObject *trie_dfa_end_states(TrieObject *t, PyObject *const *args, Py_ss
     return out;
 }
 
-static int push64(int64_t **buf, size_t *cap, size_t *n, int64_t v) {
-    if (grow((void **)buf, cap, *n + 1, sizeof(int64_t)) < 0) return -1;
-    (*buf)[(*n)++] = v;
-    return 0;
-}
 
 static PyObject *sorted_unique_bytes(int64_t *a, size_t n) {
     if (!n) return PyBytes_FromStringAndSize(NULL, 0);
@@ -1015,7 +1319,8 @@ static PyObject *sorted_unique_bytes(int64_t *a, size_t n) {
  * Runs the DFA from `state` at every root over the root's subtree (the root itself excluded).
  * mask: int32 words of the tokens ending at a live node; mids: live nodes where the DFA accepts
  * and the node has children; sinks: live nodes where it accepts and no byte keeps it alive.
- * mids and sinks are sorted, unique, int64 level-order ids (the cache keys of cfg_index). */
+ * mids and sinks are sorted, unique, int64 level-order ids (the cache keys of cfg_index).
+ * From the root, the slice shortcut applies per first byte (walk_root). */
 static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "cfg_walk(dfa, state, roots)"); return NULL; }
     if (check_dfa(args[0]) < 0) return NULL;
@@ -1031,11 +1336,7 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
     if (!mask_obj) { rel_buf(&br); return NULL; }
     uint32_t *mask = (uint32_t *)PyBytes_AS_STRING(mask_obj);
     memset(mask, 0, (size_t)t->words * 4);
-    /* mids go to the front of out64, sinks are collected separately then appended */
-    size_t n_mid = 0, mid_cap = 0;
-    int64_t *mids = NULL;
-    int64_t *sinks = NULL;
-    size_t n_sink = 0, sink_cap = 0;
+    Out64 mids = {NULL, 0, 0}, sinks = {NULL, 0, 0};
     int32_t *st = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
     if (!st) { rel_buf(&br); Py_DECREF(mask_obj); return PyErr_NoMemory(); }
     for (Py_ssize_t r = 0; r < nroots && q != 0; r++) {
@@ -1044,37 +1345,19 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
             PyErr_SetString(PyExc_IndexError, "cfg_walk: root out of range");
             goto fail;
         }
-        int32_t ri = t->dfs_of[root];
-        int32_t base = t->depth[ri];
-        st[base] = (int32_t)q;
-        int32_t i = ri + 1, end = t->skip[ri];
-        while (i < end) {
-            int32_t dd = t->depth[i];
-            int32_t s = st[dd - 1];
-            int32_t nx = d->table[(size_t)s * 256 + t->byte[i]];
-            if (nx < 0) {
-                if (dfa_compute_row(d, s) < 0) goto fail;
-                nx = d->table[(size_t)s * 256 + t->byte[i]];
-            }
-            if (!nx) { i = t->skip[i]; continue; }
-            st[dd] = nx;
-            set_tokens(t, i, mask);
-            if (d->accepting[nx]) {
-                if (t->skip[i] > i + 1 && push64(&mids, &mid_cap, &n_mid, t->level_id[i]) < 0)
-                    goto fail;
-                if (dfa_compute_row(d, nx) < 0) goto fail;
-                if (!d->has_out[nx] && push64(&sinks, &sink_cap, &n_sink, t->level_id[i]) < 0)
-                    goto fail;
-            }
-            i++;
+        if (root == 0) {
+            if (walk_root(t, d, (int32_t)q, mask, &mids, &sinks, st) < 0) goto fail;
+        } else {
+            Layout L = full_layout(t);
+            if (walk_layout(d, &L, t->dfs_of[root], (int32_t)q, mask, &mids, &sinks, st) < 0) goto fail;
         }
     }
     rel_buf(&br);
     free(st);
-    PyObject *mids_obj = sorted_unique_bytes(mids, n_mid);
-    PyObject *sinks_obj = sorted_unique_bytes(sinks, n_sink);
-    free(mids);
-    free(sinks);
+    PyObject *mids_obj = sorted_unique_bytes(mids.a, mids.n);
+    PyObject *sinks_obj = sorted_unique_bytes(sinks.a, sinks.n);
+    free(mids.a);
+    free(sinks.a);
     if (!mids_obj || !sinks_obj) {
         Py_XDECREF(mids_obj); Py_XDECREF(sinks_obj); Py_DECREF(mask_obj);
         return NULL;
@@ -1085,10 +1368,33 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
 fail:
     rel_buf(&br);
     free(st);
-    free(mids);
-    free(sinks);
+    free(mids.a);
+    free(sinks.a);
     Py_DECREF(mask_obj);
     return NULL;
+}
+
+/* path_bytes(ancestor, node) -> the bytes on the trie path below `ancestor` down to `node` (level
+ * ids) */
+static PyObject *trie_path_bytes(TrieObject *t, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "path_bytes(ancestor, node)"); return NULL; }
+    long a = PyLong_AsLong(args[0]), b = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred()) return NULL;
+    if (a < 0 || a >= t->n || b < 0 || b >= t->n) {
+        PyErr_SetString(PyExc_IndexError, "path_bytes: node out of range");
+        return NULL;
+    }
+    int32_t ia = t->dfs_of[a], ib = t->dfs_of[b];
+    if (ib < ia || ib >= t->skip[ia]) {
+        PyErr_SetString(PyExc_ValueError, "path_bytes: not a descendant");
+        return NULL;
+    }
+    int32_t len = t->depth[ib] - t->depth[ia];
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
+    if (!out) return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    for (int32_t k = len - 1, i = ib; k >= 0; k--, i = t->parent_dfs[i]) p[k] = (char)t->byte[i];
+    return out;
 }
 
 static PyObject *trie_get_n(TrieObject *t, void *c) { return PyLong_FromLong(t->n); }
@@ -1100,6 +1406,8 @@ static PyMethodDef trie_methods[] = {
      "The DFA state after each token."},
     {"cfg_walk", (PyCFunction)(void (*)(void))trie_cfg_walk, METH_FASTCALL,
      "(mask, mids, sinks) of a terminal DFA below trie nodes."},
+    {"path_bytes", (PyCFunction)(void (*)(void))trie_path_bytes, METH_FASTCALL,
+     "The bytes from an ancestor node down to a node."},
     {NULL}};
 
 static PyGetSetDef trie_getset[] = {
@@ -2195,6 +2503,93 @@ fail:
     return NULL;
 }
 
+/* drop_failing(sets, n, trie, base, sinks: int64 level ids, mask: writable int32 words)
+ * For each sink node below trie node `base`: if the bytes from base down to it are rejected
+ * from the chart (the first n sets of `sets`), clear the bits of the tokens ending there. */
+static PyObject *earley_drop_failing(EarleyObject *e, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "drop_failing(sets, n, trie, base, sinks, mask)");
+        return NULL;
+    }
+    PyObject *sets = args[0];
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    long base = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    if (check_list(sets, n) < 0) return NULL;
+    if (!PyObject_TypeCheck(args[2], &TrieType)) {
+        PyErr_SetString(PyExc_TypeError, "drop_failing: expected a Trie");
+        return NULL;
+    }
+    TrieObject *t = (TrieObject *)args[2];
+    if (base < 0 || base >= t->n) { PyErr_SetString(PyExc_IndexError, "drop_failing: base"); return NULL; }
+    Buf bs, bm;
+    bm.ok = 0;
+    if (get_buf(args[4], &bs, 8, "sinks") < 0) { rel_buf(&bs); return NULL; }
+    if (PyObject_GetBuffer(args[5], &bm.view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        rel_buf(&bs);
+        return NULL;
+    }
+    bm.ok = 1;
+    PyObject *result = NULL;
+    uint8_t *path = NULL;
+    Ctx c;
+    int ctx_ok = 0;
+    if (bm.view.len < (Py_ssize_t)t->words * 4) {
+        PyErr_SetString(PyExc_ValueError, "drop_failing: mask too short");
+        goto done;
+    }
+    if (ctx_init(e, &c) < 0) goto done;
+    ctx_ok = 1;
+    path = malloc((size_t)t->max_depth + 1);
+    if (!path) { PyErr_NoMemory(); goto done; }
+    Py_INCREF(sets);
+    {
+        uint32_t *mask = bm.view.buf;
+        const int64_t *sinks = bs.view.buf;
+        Py_ssize_t ns = bs.view.len / 8;
+        int32_t ib = t->dfs_of[base];
+        int failed = 0;
+        for (Py_ssize_t k = 0; k < ns && !failed; k++) {
+            int64_t sink = sinks[k];
+            if (sink < 0 || sink >= t->n) { PyErr_SetString(PyExc_IndexError, "drop_failing: sink"); failed = 1; break; }
+            int32_t is = t->dfs_of[sink];
+            if (is <= ib || is >= t->skip[ib]) { PyErr_SetString(PyExc_ValueError, "drop_failing: not below base"); failed = 1; break; }
+            int32_t len = t->depth[is] - t->depth[ib];
+            for (int32_t j = len - 1, i = is; j >= 0; j--, i = t->parent_dfs[i]) path[j] = t->byte[i];
+            View v = {sets, n, NULL, 0, 0};
+            int alive = 1;
+            for (int32_t j = 0; j < len; j++) {
+                SetObject *nxt;
+                if (earley_step(e, &c, &v, path[j], &nxt) < 0) { failed = 1; break; }
+                if (!nxt) { alive = 0; break; }
+                if (grow((void **)&v.local, (size_t *)&v.cap_local, (size_t)v.n_local + 1,
+                         sizeof(SetObject *)) < 0) {
+                    Py_DECREF(nxt);
+                    failed = 1;
+                    break;
+                }
+                v.local[v.n_local++] = nxt;
+            }
+            for (Py_ssize_t j = 0; j < v.n_local; j++) Py_DECREF(v.local[j]);
+            free(v.local);
+            if (failed) break;
+            if (!alive)
+                for (int32_t q = t->tok_off[is]; q < t->tok_off[is + 1]; q++) {
+                    int32_t tid = t->tok_ids[q];
+                    mask[tid >> 5] &= ~(1u << (tid & 31));
+                }
+        }
+        Py_DECREF(sets);
+        if (!failed) result = Py_NewRef(Py_None);
+    }
+done:
+    free(path);
+    if (ctx_ok) ctx_free(&c);
+    rel_buf(&bs);
+    rel_buf(&bm);
+    return result;
+}
+
 /* initial() -> the set before any byte */
 static PyObject *earley_initial(EarleyObject *e, PyObject *Py_UNUSED(ignored)) {
     SetObject *s = set_alloc(-1);
@@ -2245,6 +2640,8 @@ static PyMethodDef earley_methods[] = {
      "complete_terminal(sets, n, t, j) -> set or None."},
     {"single_live_byte", (PyCFunction)earley_single_live_byte, METH_O,
      "The one byte every scan of a set allows, or -1."},
+    {"drop_failing", (PyCFunction)(void (*)(void))earley_drop_failing, METH_FASTCALL,
+     "Clear the tokens of sink nodes whose bytes the chart rejects."},
     {NULL}};
 
 static PyTypeObject EarleyType = {

@@ -389,6 +389,14 @@ class CfgTokenIndex:
     def _drop_failing_sinks(
         self, state: ChartState, node: int, sinks: np.ndarray, local: np.ndarray
     ) -> None:
+        if self._configs is not None:  # native parser: every sink settled in one C call
+            ntrie = native_trie(self.trie)
+            if ntrie is not None:
+                self.parser.native_impl.drop_failing(
+                    state.sets, state.length, ntrie, node, np.ascontiguousarray(sinks, np.int64),
+                    local,
+                )
+                return
         ex = self.trie_extras
         unsigned = local.view(np.uint32)
         for sink in sinks.tolist():
@@ -401,6 +409,9 @@ class CfgTokenIndex:
 
     def _node_bytes(self, ancestor: int, node: int) -> bytes:
         """The bytes on the trie path from ``ancestor`` down to ``node``."""
+        ntrie = native_trie(self.trie) if self._configs is not None else None
+        if ntrie is not None:
+            return ntrie.path_bytes(ancestor, node)  # type: ignore[no-any-return]
         trie = self.trie
         out = bytearray()
         while node != ancestor:
