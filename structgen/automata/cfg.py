@@ -154,54 +154,63 @@ class _ResolvedDigester:
         self._memo: dict[int, tuple[Expr, bytes]] = {}
         self._rule_memo: dict[str, bytes] = {}
 
-    def _children(self, node: Expr) -> tuple[Expr, ...]:
-        if isinstance(node, Ref):
-            return (self.rules[node.name],)
-        if isinstance(node, (Seq, Alt)):
-            return node.items
-        if isinstance(node, (Repeat, Check)):
-            return (node.item,)
-        return ()
-
     def digest(self, expr: Expr) -> bytes:
         memo = self._memo
         hit = memo.get(id(expr))
         if hit is not None:
             return hit[1]
-        stack: list[tuple[Expr, bool]] = [(expr, False)]
+        rules, rule_memo, sha = self.rules, self._rule_memo, hashlib.sha256
+        stack: list[Expr] = [expr]
         while stack:
-            node, expanded = stack.pop()
-            if id(node) in memo:
+            node = stack[-1]
+            nid = id(node)
+            if nid in memo:
+                stack.pop()
                 continue
-            if isinstance(node, Ref) and node.name in self._rule_memo:
-                memo[id(node)] = (node, self._rule_memo[node.name])
-                continue
-            children = self._children(node)
-            if not expanded and children:
-                stack.append((node, True))
-                stack.extend((c, False) for c in children if id(c) not in memo)
-                continue
-            if isinstance(node, Ref):
-                value = memo[id(children[0])][1]
-                self._rule_memo[node.name] = value
-            elif isinstance(node, Lit):
-                value = hashlib.sha256(b"L" + node.value).digest()
-            elif isinstance(node, Regex):
-                value = hashlib.sha256(
-                    repr(("R", node.pattern, node.case_insensitive)).encode()
+            kind = type(node)
+            if kind is Lit:
+                value = sha(b"L" + node.value).digest()  # type: ignore[union-attr]
+            elif kind is Regex:
+                value = sha(
+                    b"R"
+                    + bytes([node.case_insensitive])
+                    + node.pattern.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
                 ).digest()
-            elif isinstance(node, Repeat):
-                value = hashlib.sha256(
-                    repr(("P", memo[id(node.item)][1], node.min, node.max)).encode()
-                ).digest()
-            elif isinstance(node, (Seq, Alt)):
-                h = hashlib.sha256(b"S" if isinstance(node, Seq) else b"A")
-                for c in node.items:
+            elif kind is Ref:
+                name = node.name  # type: ignore[union-attr]
+                value = rule_memo.get(name)  # type: ignore[assignment]
+                if value is None:
+                    body = rules[name]
+                    known = memo.get(id(body))
+                    if known is None:
+                        stack.append(body)
+                        continue
+                    value = known[1]
+                    rule_memo[name] = value
+            elif kind is Seq or kind is Alt:
+                items = node.items  # type: ignore[union-attr]
+                missing = [c for c in items if id(c) not in memo]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                h = sha(b"S" if kind is Seq else b"A")
+                for c in items:
                     h.update(memo[id(c)][1])
                 value = h.digest()
+            elif kind is Repeat:
+                item = node.item  # type: ignore[union-attr]
+                known = memo.get(id(item))
+                if known is None:
+                    stack.append(item)
+                    continue
+                h = sha(b"P")
+                h.update(known[1])
+                h.update(repr((node.min, node.max)).encode())  # type: ignore[union-attr]
+                value = h.digest()
             else:
-                raise TypeError(f"Invalid IR node in a terminal: {type(node).__name__}")
-            memo[id(node)] = (node, value)
+                raise TypeError(f"Invalid IR node in a terminal: {kind.__name__}")
+            memo[nid] = (node, value)
+            stack.pop()
         return memo[id(expr)][1]
 
 
@@ -327,15 +336,10 @@ class _Lowering:
             )
 
     def terminal(self, expr: Expr) -> int:
-        key = self.digester.digest(expr)
+        key = self.resolved.digest(expr)  # content, rules inlined: equal keys, equal languages
         tid = self.term_of_expr.get(key)
         if tid is None:
-            shared_key = (
-                self.resolved.digest(expr),
-                self.max_nfa,
-                self.max_dfa,
-                _accel.native() is not None,
-            )
+            shared_key = (key, self.max_nfa, self.max_dfa, _accel.native() is not None)
             dfa = _shared_terminal(shared_key)
             if dfa is None:
                 # fragments are shared by every terminal's builder: each distinct node built once
