@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from structgen import _accel
+from structgen.automata.regex_fast import fast_parse
 from structgen.automata.utf8 import utf8_sequences
 from structgen.errors import InvalidGrammar, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import (
@@ -459,9 +460,15 @@ def _emit_class(ranges: tuple[tuple[int, int], ...], out: Any, entry: int) -> in
     return base + 1
 
 
+def _parsed(pattern: str, case_insensitive: bool) -> RegexNode:
+    """``parse_regex``, through the fast parser where it applies (the same tree)."""
+    tree = None if case_insensitive else fast_parse(pattern)
+    return tree if tree is not None else parse_regex(pattern, case_insensitive)
+
+
 @lru_cache(maxsize=4096)
 def _regex_size(pattern: str, case_insensitive: bool) -> int:
-    return regex_states(parse_regex(pattern, case_insensitive))
+    return regex_states(_parsed(pattern, case_insensitive))
 
 
 _REGEX_TEMPLATES: dict[tuple[str, bool, bool], Fragment] = {}
@@ -474,7 +481,7 @@ def _regex_template(pattern: str, case_insensitive: bool) -> Fragment:
     if hit is not None:
         return hit
     local = _LocalNfa()
-    start, end = _emit(parse_regex(pattern, case_insensitive), local)
+    start, end = _emit(_parsed(pattern, case_insensitive), local)
     frag = Fragment(local.num_states, local.edges, local.eps, [], start, end, local.empty)
     if local.num_states <= _CACHED_FRAGMENT_STATES:
         if len(_REGEX_TEMPLATES) >= 4096:
