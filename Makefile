@@ -26,8 +26,9 @@ LOCK := constraints.txt
 # PIP_CONSTRAINT also reaches pip's isolated build environments (setuptools for `-e .`).
 LOCKED := PIP_CONSTRAINT=$(CURDIR)/$(LOCK)
 
-# Re-install only when pyproject.toml, the lock or the torch pin changes.
-INSTALL_HASH := $(shell { cat pyproject.toml $(LOCK); echo '$(TORCH_SPEC)'; } | sha256sum | cut -c1-16)
+# Re-install only when pyproject.toml, setup.py, the C extension's source, the lock or the torch
+# pin changes (pip install -e . builds structgen/_native.c in place; a stale build is ignored).
+INSTALL_HASH := $(shell { cat pyproject.toml setup.py structgen/_native.c $(LOCK); echo '$(TORCH_SPEC)'; } | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(INSTALL_HASH)
 
 .PHONY: venv install model demo test test-latest lock lint bench bench-full clean

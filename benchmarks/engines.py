@@ -16,12 +16,18 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import time
 from typing import Any
 
 import numpy as np
 
 ALL_ENGINES = ("structgen", "llguidance", "xgrammar", "outlines")
-EXTRA_ENGINES = ("structgen-declared", "structgen-schema-order", "xgrammar-compliant")
+EXTRA_ENGINES = (
+    "structgen-declared",
+    "structgen-schema-order",
+    "structgen-cold",
+    "xgrammar-compliant",
+)
 
 
 class CompileError(Exception):
@@ -112,6 +118,7 @@ class StructgenEngine(Engine):
         vocab: Any,
         additional_properties: str = "spec",
         property_order: str = "any",
+        cold: bool = False,
     ) -> None:
         super().__init__(tokenizer, vocab)
         import structgen as sg
@@ -122,24 +129,41 @@ class StructgenEngine(Engine):
             "additional_properties": additional_properties,
             "property_order": property_order,
         }
+        # cold: before each compile, forget what structgen shares across grammars in a process
+        # (terminal automata and their token walks), as if every schema were the first
+        self.cold = cold
         if additional_properties != "spec":
             self.name = f"structgen-{additional_properties}"
         elif property_order != "any":
             self.name = f"structgen-{property_order}-order"
+        elif cold:
+            self.name = "structgen-cold"
         shown = ", ".join(f'{k}="{v}"' for k, v in self.options.items())
-        self.settings = f"from_json_schema({shown}), no compile cache"
+        from structgen import _accel
+
+        sharing = "shared automata cleared before each compile" if cold else "no compile cache"
+        self.settings = f"from_json_schema({shown}), {sharing}; {_accel.describe()}"
+        self.last_lower_us: int | None = None  # the JSON Schema front end's share of a compile
 
     def _compile(self, make: Any, arg: Any) -> Any:
         sg = self._sg
+        if self.cold:
+            sg.compiler.clear_cache()
         try:
             return sg.compile(make(arg), self.vocab, use_cache=False)
         except sg.StructgenError as exc:  # refusals and user errors; anything else propagates
             raise CompileError(str(exc), type(exc).__name__) from exc
 
     def compile_json_schema(self, schema: Any) -> Any:
-        return self._compile(
-            lambda s: self._sg.Grammar.from_json_schema(s, **self.options), schema
-        )
+        def lower(s: Any) -> Any:
+            t0 = time.perf_counter_ns()
+            try:
+                return self._sg.Grammar.from_json_schema(s, **self.options)
+            finally:
+                self.last_lower_us = (time.perf_counter_ns() - t0) // 1000
+
+        self.last_lower_us = None
+        return self._compile(lower, schema)
 
     def compile_json_schema_with(self, schema: Any, registry: dict[str, Any] | None) -> Any:
         if not registry:
@@ -358,6 +382,8 @@ def make_engine(name: str, tokenizer: Any, vocab: Any) -> Engine:
         )
     if name == "structgen-schema-order":
         return StructgenEngine(tokenizer, vocab, property_order="schema")
+    if name == "structgen-cold":
+        return StructgenEngine(tokenizer, vocab, cold=True)
     if name == "llguidance":
         return LLGuidanceEngine(tokenizer, vocab)
     if name == "xgrammar":

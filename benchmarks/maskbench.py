@@ -75,6 +75,9 @@ def process_file(engine: Any, task: dict[str, Any]) -> dict[str, Any]:
     t2 = clock()
     rec.update(compile_us=(t1 - t0) // 1000, ttfm_us=(t2 - t0) // 1000,
                describe=engine.describe(handle))
+    lower_us = getattr(engine, "last_lower_us", None)  # structgen: the front end's share
+    if lower_us is not None:
+        rec["lower_us"] = lower_us
 
     times: list[int] = []
     fails: list[dict[str, Any]] = []
