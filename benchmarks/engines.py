@@ -139,10 +139,14 @@ class StructgenEngine(Engine):
         elif cold:
             self.name = "structgen-cold"
         shown = ", ".join(f'{k}="{v}"' for k, v in self.options.items())
-        from structgen import _accel
+        try:
+            from structgen import _accel
 
+            implementation = _accel.describe()
+        except ImportError:  # a structgen from before the C extension
+            implementation = "pure Python (no structgen._accel)"
         sharing = "shared automata cleared before each compile" if cold else "no compile cache"
-        self.settings = f"from_json_schema({shown}), {sharing}; {_accel.describe()}"
+        self.settings = f"from_json_schema({shown}), {sharing}; {implementation}"
         self.last_lower_us: int | None = None  # the JSON Schema front end's share of a compile
 
     def _compile(self, make: Any, arg: Any) -> Any:
