@@ -11,8 +11,8 @@ import numpy as np
 
 from benchmarks.harness import RESULTS, read_jsonl
 
-ORDER = ("structgen", "structgen-declared", "llguidance", "xgrammar", "xgrammar-compliant",
-         "outlines")
+ORDER = ("structgen", "structgen-schema-order", "structgen-cold", "structgen-declared",
+         "llguidance", "xgrammar", "xgrammar-compliant", "outlines")
 Groups = dict[tuple[str, str], list[dict[str, Any]]]
 
 
