@@ -24,9 +24,13 @@ Engines (all greedy; compile done before the clock starts):
     hf-structgen-lookup   the same with transformers' prompt look-up (assisted generation)
     hf-llguidance / hf-xgrammar   the peers' processors inside ``model.generate``
 
-Engines run one after another on the same item, so they share the machine's conditions. Times:
-decode wall time from the call to the last token, prefill (the first forward pass) excluded;
-tokens/s = output tokens (forced ones included) / that time.
+Engines run one after another on the same item, so they share the machine's conditions. Times
+(compile excluded): *e2e* is the whole call; *decode* excludes the prefill, measured the same way
+for every structgen engine (a prompt-only forward pass timed just before the item, best of 2; a
+speculative loop's first pass also verifies its first draft, which thus counts as decode time)
+and for the transformers engines as the time to the first token. tokens/s = (output tokens - 1)
+/ decode time (the prefill yields the first token); e2e tokens/s = output tokens / e2e time.
+Output tokens include forced ones.
 
     python -m benchmarks.speculative --maskbench-data PATH --out DIR [--quick]
 """
@@ -169,21 +173,14 @@ def messages(item: dict[str, Any], source: str) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------- engines
 
 
-def timed_lm(model: Any) -> Any:
-    """A ``CausalLM`` whose first forward pass (the prefill) is timed apart (``first_s``)."""
-    from structgen.integrations.lm import CausalLM
+def prefill_seconds(ctx: Context, msgs: Any) -> float:
+    """One prompt-only forward pass, timed: the prefill every structgen engine pays first."""
+    from structgen.integrations.generate import prompt_ids
 
-    class TimedLM(CausalLM):
-        first_s: float | None = None
-
-        def forward(self, ids: Any, cache: Any, *, last_only: bool = False) -> Any:
-            t = time.perf_counter()
-            out = super().forward(ids, cache, last_only=last_only)
-            if self.first_s is None:
-                self.first_s = time.perf_counter() - t
-            return out
-
-    return TimedLM(model)
+    ids = prompt_ids(ctx.tok, msgs)
+    t = time.perf_counter()
+    ctx.lm.forward([ids], ctx.lm.new_cache(), last_only=True)
+    return time.perf_counter() - t
 
 
 class Clock:
@@ -218,6 +215,7 @@ class Context:
         self.vocab = vocabulary_for(self.tok, self.model)
         self.eos = sorted(self.vocab.eos_token_ids)
         self.layerskip_layers = layerskip_layers
+        self.drafters: dict[str, Any] = {}
         peer_modes = {"hf-llguidance": "llguidance-processor", "hf-xgrammar": "xgrammar-processor"}
         self.peer_modes = peer_modes
         self.peers = load_peers(
@@ -226,16 +224,26 @@ class Context:
 
 
 def drafter_for(engine: str, ctx: Context) -> Any:
+    """The engine's drafter: ``"auto"`` as a user passes it; the others made once and kept, so
+    each learns its draft lengths over the run as a long-lived drafter would."""
+    if engine == "plain":
+        return None
+    if engine == "spec-auto":
+        return "auto"
+    if engine in ctx.drafters:
+        return ctx.drafters[engine]
+    ctx.drafters[engine] = made = _make_drafter(engine, ctx)
+    return made
+
+
+def _make_drafter(engine: str, ctx: Context) -> Any:
     from structgen.speculative import (
         ForcedDrafter,
         LayerSkipDrafter,
         ModelDrafter,
         PromptLookupDrafter,
-        default_drafter,
     )
 
-    if engine == "spec-auto":
-        return default_drafter()
     if engine == "spec-forced":
         return ForcedDrafter()
     if engine == "spec-lookup":
@@ -254,8 +262,10 @@ def run_structgen(
 
     compiled = sg.compile(sg.Grammar.from_json_schema(item["schema"]), ctx.vocab)
     drafter = drafter_for(engine, ctx)
-    lm = timed_lm(ctx.model)
-    draft_passes0 = getattr(drafter, "forward_passes", 0)
+    from structgen.integrations.lm import CausalLM
+
+    lm = CausalLM(ctx.model)
+    draft_passes0 = getattr(drafter, "forward_passes", 0) if not isinstance(drafter, str) else 0
     extra: dict[str, Any] = {}
     if drafter is None and "recovery" in inspect.signature(sg.generate).parameters:
         extra["recovery"] = "off"  # the plain loop the speculative one mirrors
@@ -269,21 +279,24 @@ def run_structgen(
         "new_tokens": len(res.tokens),
         "complete": res.complete,
         "reason": res.reason,
-        "decode_s": total - (lm.first_s or 0.0),
-        "prefill_s": lm.first_s,
+        "total_s": total,
+        "decode_s": max(total - item["prefill_s"], 1e-3),
+        "prefill_s": item["prefill_s"],
         "forward_passes": lm.forward_passes,
         "forced_tokens": res.stats.forced_tokens,
     }
     spec = res.stats.speculative
     if spec is not None:
+        passes = getattr(drafter, "forward_passes", 0) if not isinstance(drafter, str) else 0
         rec.update(
             proposed=spec.proposed,
             accepted=spec.accepted,
             trimmed=spec.trimmed,
             near_ties=spec.near_ties,
             by_source=spec.by_source,
+            by_feature=spec.by_feature,
             draft_s=spec.draft_s,
-            draft_passes=getattr(drafter, "forward_passes", 0) - draft_passes0,
+            draft_passes=passes - draft_passes0,
         )
     return rec
 
@@ -329,6 +342,7 @@ def run_hf(
         "new_tokens": len(new),
         "complete": stop is not None,
         "reason": "eos" if stop is not None else "max_new_tokens",
+        "total_s": t_end - t0,
         "decode_s": t_end - first,
         "prefill_s": first - t0,
     }
@@ -376,6 +390,7 @@ def summarize(records: list[dict[str, Any]], engines: list[str]) -> dict[str, An
                 continue
             tokens = sum(r["new_tokens"] for r in recs)
             decode = sum(r["decode_s"] for r in recs)
+            total = sum(r["total_s"] for r in recs)
             tps = (tokens - len(recs)) / decode if decode > 0 else None
             rates = [x for x in (_rate(r) for r in recs) if x is not None]
             row: dict[str, Any] = {
@@ -383,6 +398,7 @@ def summarize(records: list[dict[str, Any]], engines: list[str]) -> dict[str, An
                 "errors": len(by.get((kind, engine), [])) - len(recs),
                 "tokens": tokens,
                 "tokens_per_s": tps,
+                "e2e_tokens_per_s": tokens / total if total > 0 else None,
                 "median_item_tokens_per_s": statistics.median(rates) if rates else None,
             }
             if "forward_passes" in recs[0]:
@@ -410,9 +426,12 @@ def summarize(records: list[dict[str, Any]], engines: list[str]) -> dict[str, An
             rows[engine] = row
             if engine == "plain":
                 base_tps = tps
+        base_e2e = rows.get("plain", {}).get("e2e_tokens_per_s")
         for row in rows.values():
             if base_tps and row["tokens_per_s"]:
                 row["speedup_vs_plain"] = row["tokens_per_s"] / base_tps
+            if base_e2e and row["e2e_tokens_per_s"]:
+                row["e2e_speedup_vs_plain"] = row["e2e_tokens_per_s"] / base_e2e
         out[kind] = rows
     return out
 
@@ -436,15 +455,17 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         lines += [
             f"### {kind} ({max(r['items'] for r in rows.values())} items)",
             "",
-            "| engine | items | tokens | tokens/s | x plain | passes/token | proposed | accepted "
-            "| acceptance | greedy identical | near ties |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| engine | items | tokens | tokens/s | x plain | e2e tokens/s | x plain "
+            "| passes/token | proposed | accepted | acceptance | greedy identical | near ties |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for engine, r in rows.items():
             ident = f"{r['identical']}/{r['compared']}" if "identical" in r else "-"
             lines.append(
                 f"| {engine} | {r['items']} | {r['tokens']} | {fmt(r['tokens_per_s'])} "
-                f"| {fmt(r.get('speedup_vs_plain'))} | {fmt(r.get('forward_passes_per_token'))} "
+                f"| {fmt(r.get('speedup_vs_plain'))} | {fmt(r['e2e_tokens_per_s'])} "
+                f"| {fmt(r.get('e2e_speedup_vs_plain'))} "
+                f"| {fmt(r.get('forward_passes_per_token'))} "
                 f"| {r.get('proposed', '-')} | {r.get('accepted', '-')} "
                 f"| {fmt(r.get('acceptance'))} | {ident} | {r.get('near_ties', '-')} |"
             )
@@ -489,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     items = select_items(
         Path(args.maskbench_data), args.extraction, args.generation, args.seed, ctx.vocab
     )
-    warm = items[0]
+    warm = dict(items[0], prefill_s=0.0)
     for engine in ("plain", "spec-auto"):
         run_engine(engine, ctx, warm, messages(warm, args.source), 8)
     records: list[dict[str, Any]] = []
@@ -497,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     jsonl = (out / "speculative.jsonl").open("w")
     for n, item in enumerate(items):
         msgs = messages(item, args.source)
+        item["prefill_s"] = min(prefill_seconds(ctx, msgs) for _ in range(2))
         seen[item["kind"]] += 1
         for engine in engines:
             slow = engine in ("spec-layerskip", "spec-self")

@@ -10,6 +10,7 @@ the drafters, and ``adaptive`` for the draft-length policy.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from structgen.errors import ConfigurationError
@@ -49,13 +50,17 @@ def default_drafter() -> Drafter:
     return CombinedDrafter([PromptLookupDrafter(), ForcedDrafter()])
 
 
+_AUTO = threading.local()
+
+
 def resolve_drafter(spec: Any) -> Drafter:
     """A drafter from ``generate``'s ``speculative=`` argument.
 
     Parameters
     ----------
     spec : "auto", Drafter or model
-        ``"auto"`` (``default_drafter()``), a ``Drafter``, or a causal LM with the target's
+        ``"auto"`` (a ``default_drafter()`` kept per thread, so its draft-length policy keeps
+        what it learned between generations), a ``Drafter``, or a causal LM with the target's
         tokenizer (wrapped in a ``ModelDrafter``).
 
     Raises
@@ -67,7 +72,10 @@ def resolve_drafter(spec: Any) -> Drafter:
         return spec
     if isinstance(spec, str):
         if spec == "auto":
-            return default_drafter()
+            drafter = getattr(_AUTO, "drafter", None)
+            if drafter is None:
+                drafter = _AUTO.drafter = default_drafter()
+            return drafter
         raise ConfigurationError(
             f"Invalid speculative: expected 'auto', a Drafter or a draft model, got {spec!r}"
         )

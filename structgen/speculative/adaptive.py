@@ -11,17 +11,21 @@ the same stopping rule with a lookup table learned as decoding goes.
 
 The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``, which is
 also the expected gain, in tokens, of drafting token ``i``. Its cost is one more position in
-the verification pass. With a pass costing ``a + b * n`` seconds for ``n`` positions (fitted
-online from the loop's own timings), token ``i`` is worth drafting while
+the verification pass, plus drafting it (measured per source: a drafter that runs a model pays
+per token). Pass costs are learned from the loop's own timings as a function of the number of
+positions (``pass_cost``: measured per size, a fitted line elsewhere), because on CPU the curve
+is not a line: going from 1 to 2 positions costs ~60% of a pass for SmolLM2, each position
+after that a few percent. With ``C`` the step's cost so far and ``E = 1 + s_1 + ... + s_{i-1}``
+its expected tokens, token ``i`` is drafted while
 
-    s_i / b  >=  (1 + s_1 + ... + s_{i-1}) / (a + b * n)
+    s_i / (marginal cost of token i)  >=  E / C
 
-i.e. while it raises the expected tokens per second of the step. A drafter that runs a model
-also costs time per drafted token (measured per source), which joins ``b`` on the left and the
-step's cost on the right. Drafters that take the policy's ``admit`` through
-``DraftRequest.admit`` stop drafting as soon as a token would not pay. Tokens the grammar forces are
-certain: they are counted apart (they add to ``n`` but are never a reason to stop), and a
-drafter whose source is the grammar itself (``forced``) keeps its own acceptance rate.
+i.e. while it raises the expected tokens per second of the step. Every 4th draft admits its
+first token regardless, so acceptance rates are learned (and re-learned) for features that do
+not look worth drafting yet. Tokens the grammar forces are certain: they are counted apart (they
+add to the pass's cost but are never a reason to stop), and a drafter whose source is the
+grammar itself (``forced``) keeps its own acceptance rate. Drafters that take the policy's
+``admit`` through ``DraftRequest.admit`` stop drafting as soon as a token would not pay.
 """
 
 from __future__ import annotations
@@ -150,9 +154,11 @@ class AdaptiveDraftLength(DraftLength):
     _rates: dict[str, _Rate] = field(default_factory=dict, repr=False)
     _calibration: dict[str, _Calibration] = field(default_factory=dict, repr=False)
     _fit: list[float] = field(default_factory=lambda: [0.0] * 5, repr=False)
+    _by_size: dict[int, list[float]] = field(default_factory=dict, repr=False)
     _draft_cost: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _count: int = field(default=0, repr=False)
     _drafts: int = field(default=0, repr=False)
+    _n: int = field(default=1, repr=False)
     _cost: float = field(default=1.0, repr=False)
     _joint: float = field(default=1.0, repr=False)
     _gain: float = field(default=1.0, repr=False)
@@ -180,27 +186,48 @@ class AdaptiveDraftLength(DraftLength):
         b = (w * sxy - sx * sy) / var
         return (sy - b * sx) / w, b
 
+    def pass_cost(self, positions: int) -> float:
+        """Predicted cost of a pass over ``positions`` positions.
+
+        In seconds once timings of a few passes of different sizes were recorded: the running
+        mean of passes of exactly that size where seen twice, else the line ``a + b * n`` fitted
+        to all passes. (On CPU the step from 1 to 2 positions is large, ~60% for SmolLM2: the
+        matrix-vector kernels give way to matrix-matrix ones; beyond that a position costs a
+        few percent.) Before that, or with a fixed ``cost_ratio``, in units of a one-position
+        pass: ``1 + ratio * (positions - 1)``.
+        """
+        positions = max(positions, 1)
+        if self.cost_ratio is not None:
+            return 1.0 + self.cost_ratio * (positions - 1)
+        fit = self._pass_seconds()
+        if fit is None:
+            return 1.0 + 0.05 * (positions - 1)
+        seen = self._by_size.get(positions)
+        if seen is not None and seen[1] >= 2.0:
+            return seen[0] / seen[1]
+        a, b = fit
+        return max(a + b * positions, 1e-6)
+
     def pass_cost_ratio(self) -> float:
-        """``b / a``: the cost of one more position relative to a pass's fixed cost."""
+        """``b / a`` of the fitted line (for reports; decisions use ``pass_cost``)."""
         if self.cost_ratio is not None:
             return self.cost_ratio
         fit = self._pass_seconds()
         if fit is None:
             return 0.05
         a, b = fit
-        if a <= 0:
-            return 1.0
-        return min(max(b / a, 0.005), 1.0)
+        return 1.0 if a <= 0 else min(max(b / a, 0.005), 1.0)
 
-    def draft_cost_ratio(self, source: str) -> float:
-        """Seconds ``source`` spends per drafted token, relative to a pass's fixed cost ``a``."""
+    def draft_cost(self, source: str) -> float:
+        """What ``source`` spends per drafted token, in the units of ``pass_cost``."""
         spent = self._draft_cost.get(source)
-        w = self._fit[0]
-        if spent is None or spent[1] <= 0 or w <= 0:
+        if spent is None or spent[1] <= 0:
             return 0.0
-        fit = self._pass_seconds()
-        a = fit[0] if fit is not None and fit[0] > 0 else self._fit[2] / w
-        return (spent[0] / spent[1]) / a if a > 0 else 0.0
+        seconds = spent[0] / spent[1]
+        if self.cost_ratio is None and self._pass_seconds() is not None:
+            return seconds
+        w = self._fit[0]
+        return seconds / (self._fit[2] / w) if w > 0 and self._fit[2] > 0 else 0.0
 
     def record_draft(self, source: str, tokens: int, seconds: float) -> None:
         """``source`` took ``seconds`` to propose ``tokens`` tokens."""
@@ -214,6 +241,9 @@ class AdaptiveDraftLength(DraftLength):
         if positions <= 0 or not math.isfinite(seconds) or seconds <= 0:
             return
         d = self.decay
+        seen = self._by_size.setdefault(positions, [0.0, 0.0])
+        seen[0] = d * seen[0] + seconds
+        seen[1] = d * seen[1] + 1.0
         w, sx, sy, sxx, sxy = self._fit
         x = float(positions)
         self._fit = [
@@ -239,12 +269,20 @@ class AdaptiveDraftLength(DraftLength):
     def begin(self, positions: int) -> None:
         self._count = 0
         self._drafts += 1
-        self._cost = 1.0 + self.pass_cost_ratio() * max(positions, 1)  # in units of a
+        self._n = max(positions, 1)
+        self._cost = self.pass_cost(self._n)
         self._joint = 1.0
         self._gain = 1.0  # the token the pass always yields (correction or bonus)
 
+    def _position_cost(self) -> float:
+        """What one more position adds to the pass (never less than 1% of it)."""
+        now = self.pass_cost(self._n)
+        return max(self.pass_cost(self._n + 1) - now, 0.01 * now)
+
     def add_forced(self, count: int = 1) -> None:
-        self._cost += self.pass_cost_ratio() * count
+        for _ in range(count):
+            self._cost += self._position_cost()
+            self._n += 1
 
     def admit(self, feature: str, confidence: float | None) -> bool:
         if self._count >= self.max_tokens:
@@ -255,16 +293,17 @@ class AdaptiveDraftLength(DraftLength):
             cal = self._calibration.get(feature)
             p = min(max(confidence * (1.0 if cal is None else cal.factor()), 0.0), 1.0)
         joint = self._joint * p
-        # marginal cost of the token: its position in the pass, and drafting it (a = 1)
-        extra = self.pass_cost_ratio() + self.draft_cost_ratio(feature.split("/", 1)[0])
+        # marginal cost of the token: its position in the pass, and drafting it
+        extra = self._position_cost() + self.draft_cost(feature.split("/", 1)[0])
         # s_i / extra >= E / cost: the token raises the expected tokens per second
         worth = joint * self._cost >= extra * self._gain
-        # a draft's first token of a cheap drafter always goes (nothing else is learned
-        # otherwise); an expensive one's only when worth it, or every 8th draft (to re-learn)
-        first = self._count == 0 and (extra < 0.25 or self._drafts % 8 == 0)
-        if not (worth or first):
+        # every 4th draft its first token goes anyway, so rates are learned (and re-learned)
+        # for features that do not look worth it yet
+        explore = self._count == 0 and self._drafts % 4 == 0
+        if not (worth or explore):
             return False
         self._count += 1
+        self._n += 1
         self._cost += extra
         self._joint = joint
         self._gain += joint

@@ -76,10 +76,14 @@ class SpeculativeStats:
         Proposed tokens the grammar refused before verification.
     forced : int
         Tokens the grammar forced (fast-forward), committed without a choice.
+    positions : int
+        Positions fed to the target after the prompt (a pass costs about ``a + b * n``).
     near_ties : int
         Greedy positions re-decided the way non-speculative decoding computes them.
     by_source : dict
         ``source -> [proposed, accepted]``.
+    by_feature : dict
+        ``source/label -> [verified, accepted]``: tokens the target judged, per feature.
     draft_s, model_s, verify_s : float
         Seconds spent drafting, in target forward passes, and walking the draft.
     """
@@ -90,8 +94,10 @@ class SpeculativeStats:
     accepted: int = 0
     trimmed: int = 0
     forced: int = 0
+    positions: int = 0
     near_ties: int = 0
     by_source: dict[str, list[int]] = field(default_factory=dict)
+    by_feature: dict[str, list[int]] = field(default_factory=dict)
     draft_s: float = 0.0
     model_s: float = 0.0
     verify_s: float = 0.0
@@ -228,6 +234,7 @@ class _Run:
         dt = time.perf_counter() - t
         self.stats.model_s += dt
         self.stats.forward_passes += 1
+        self.stats.positions += len(ids) - max(0, self.prompt_len - self.in_cache)
         self.policy.record_pass(len(ids), dt)
         return logits
 
@@ -395,6 +402,9 @@ class _Run:
                 self.in_cache = kept
             for unit, stood in verdicts:
                 self.policy.observe(unit.feature, stood, unit.confidence)
+                entry = self.stats.by_feature.setdefault(unit.feature, [0, 0])
+                entry[0] += 1
+                entry[1] += stood
             for source, (proposed, accepted) in tally.items():
                 self.drafter.observe(source, proposed, accepted)
                 entry = self.stats.by_source.setdefault(source, [0, 0])

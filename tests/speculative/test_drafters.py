@@ -146,19 +146,26 @@ def test_adaptive_length_learns_to_stop_and_counts_forced_apart() -> None:
     for _ in range(60):
         policy.observe("x/0", False)
         policy.observe("x/1", False)
-    policy.begin(1)
-    assert policy.admit("x/0", None)  # the first token of a cheap drafter always goes
-    assert not policy.admit("x/1", None)
+    admitted = []
+    for _ in range(8):
+        policy.begin(1)
+        admitted.append(policy.admit("x/0", None))
+    assert sum(admitted) == 2  # only the exploration drafts (every 4th) try it
     # forced tokens make the pass dearer but are never a reason to stop by themselves
     policy.begin(1)
     policy.add_forced(50)
     assert policy.admit("y/0", None)
     # confident but always wrong: calibration brings it down
     for _ in range(60):
-        policy.observe("m/1", False, confidence=0.95)
-    policy.begin(1)
-    policy.admit("m/0", 0.95)
-    assert not policy.admit("m/1", 0.95)
+        policy.observe("m/0", False, confidence=0.95)
+    policy.begin(2)
+    assert not policy.admit("m/0", 0.95)
+    # passes timed: the cost curve is learned per size (the 1 -> 2 step is dear on CPU)
+    timed = AdaptiveDraftLength()
+    for n, t in [(1, 0.07), (2, 0.115), (3, 0.117), (8, 0.12), (16, 0.15)] * 3:
+        timed.record_pass(n, t)
+    assert timed.pass_cost(1) == pytest.approx(0.07) and timed.pass_cost(2) == pytest.approx(0.115)
+    assert 0.12 < timed.pass_cost(12) < 0.15  # between the sizes seen: the fitted line
     fixed = FixedDraftLength(2)
     fixed.begin(1)
     assert [fixed.admit("z/0", None) for _ in range(3)] == [True, True, False]
