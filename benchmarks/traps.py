@@ -14,17 +14,18 @@ processors inside ``model.generate``, ``benchmarks.e2e_common``). Decoding: ``gr
 ``sampled`` (temperature ``--temperature``, no top-k/top-p, a seed per schema).
 
 Per output: valid (it parses and ``jsonschema`` validates it, formats asserted), hit the token
-budget, **dead end** (it hit the budget and its text has no valid completion: the validation
-grammar, ``additional_properties="spec"``, members in any order, any whitespace, rejects it or a
-bounded search over its continuations finds every one refused; ``unknown`` when the search runs
-out first), back-ups (structgen's ``stats.backtracks``), ms per output token (decoding wall time,
-compile excluded).
+budget, **dead end** (it hit the budget inside a value that cannot complete: the validation
+grammar, ``additional_properties="spec"``, members in any order, any whitespace, rejects the
+text, or a bounded search finds no bytes it accepts that finish the innermost open value;
+``unknown`` when the search runs out first; ``Judge``), back-ups (structgen's
+``stats.backtracks``), ms per output token (decoding wall time, compile excluded).
 
     python -m benchmarks.traps --maskbench-data ../shared/jsonschemabench/maskbench \\
         --out benchmarks/results/traps --quick
 
 ``--quick`` (about 15 minutes on 2 CPU cores): greedy only, every other trap schema, eight
 JSONSchemaBench schemas. Output: ``DIR/traps.json`` (records and summary) and ``DIR/traps.md``.
+``--rejudge`` recomputes the dead-end verdicts and the summary of ``DIR/traps.json`` in place.
 """
 
 from __future__ import annotations
@@ -59,19 +60,22 @@ QUICK_SPLITS = (
 )
 # bytes the completion search tries first: closers, then what ends a format or a number, digits
 # late (a search that tries "0" first dives into 0000...)
-_PREFERRED = [ord(c) for c in '"}]Zz\n :e-+.01atfn,']
+_PREFERRED = [ord(c) for c in '"}]Zz:e-+.01atfn,']
 
 
 # -- can this output still complete? -----------------------------------------------------------
 
 
 class Judge:
-    """Whether a prefix of a JSON text can still complete to an instance of a schema.
+    """Whether an output cut by the token budget stopped inside a value that cannot complete.
 
     The validation grammar (every valid instance: extra members allowed, members in any order,
-    any JSON whitespace) over a byte-level vocabulary; a prefix it rejects cannot complete
-    (up to its documented spelling restrictions, e.g. exponent spellings); otherwise a
-    depth-first search over allowed bytes (closing bytes first) looks for a completion.
+    any JSON whitespace) over a byte-level vocabulary. A prefix it rejects cannot complete (up to
+    its documented spelling restrictions, e.g. exponent spellings): ``"dead"``. Otherwise a
+    depth-first search over the bytes it allows (no whitespace; closing bytes first, digits
+    late) looks for a way to finish the innermost open value (the one the budget cut: a string,
+    a number, else the innermost array or object) that the grammar accepts: ``"completable"``
+    if found, ``"dead"`` if every branch is refused, ``"unknown"`` if the search runs out.
     """
 
     def __init__(self, schema: Any) -> None:
@@ -90,32 +94,40 @@ class Judge:
         """``"completable"``, ``"dead"`` or ``"unknown"`` (the search ran out)."""
         import numpy as np
 
+        from structgen.decoding.recovery import JsonScanner
+
+        data = text.encode()
         m = self.compiled.matcher()
-        if not m.consume_bytes(text.encode()):
+        if not m.consume_bytes(data):
             return "dead"
+        scan = JsonScanner.step(JsonScanner.INITIAL, data, 0)
+        target = JsonScanner.innermost(scan)
+        if target < 0:
+            return "completable"
         steps = [0]
 
-        def search(d: int) -> bool | None:
-            if m.is_accepting():
+        def search(state: Any, pos: int, d: int) -> bool | None:
+            if not JsonScanner.is_open(state, target):
                 return True
             if d >= depth or steps[0] >= budget:
                 return None
             bits = np.unpackbits(m.next_token_bitmask_np().view(np.uint8), bitorder="little")
-            allowed = [b for b in _PREFERRED if bits[b]]
-            allowed += [b for b in np.flatnonzero(bits[:256]).tolist() if b not in _PREFERRED]
+            live = [b for b in np.flatnonzero(bits[:256]).tolist() if b not in b" \t\r\n"]
+            allowed = [b for b in _PREFERRED if b in live]
+            allowed += [b for b in live if b not in _PREFERRED]
             unknown = False
             for byte in allowed[:6]:
                 steps[0] += 1
                 if not m.consume_token(byte):
                     continue
-                found = search(d + 1)
+                found = search(JsonScanner.step(state, bytes([byte]), pos), pos + 1, d + 1)
                 m.rollback(1)
                 if found:
                     return True
                 unknown = unknown or found is None
             return None if unknown or len(allowed) > 6 else False
 
-        found = search(0)
+        found = search(scan, len(data), 0)
         return "completable" if found else "unknown" if found is None else "dead"
 
 
@@ -331,6 +343,30 @@ def markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def rejudge(args: argparse.Namespace) -> int:
+    """Recompute the dead-end verdicts and tables of ``args.out/traps.json``."""
+    path = args.out / "traps.json"
+    data = json.loads(path.read_text())
+    by_name = {t["name"]: t["schema"] for t in TRAPS}
+    judges: dict[str, Judge] = {}
+    for rec in data["records"]:
+        if rec["status"] != "ok" or not rec["hit_limit"] or rec["valid"]:
+            continue
+        if rec["id"] not in judges:
+            if rec["suite"] == "traps":
+                schema = by_name[rec["id"]]
+            else:
+                schema = json.loads((args.maskbench_data / rec["id"]).read_text())["schema"]
+            judges[rec["id"]] = Judge(schema)
+        rec["dead_end"] = judges[rec["id"]].verdict(rec["text"])
+    data["summary"] = summarise(data["records"])
+    path.write_text(json.dumps(data, indent=1))
+    text = markdown(data["summary"], data["records"])
+    (args.out / "traps.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--maskbench-data", type=Path, default=DEFAULT_DATA)
@@ -346,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout-s", type=float, default=240.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="only the first N schemas (smoke runs)")
+    p.add_argument("--rejudge", action="store_true", help="recompute DIR/traps.json's verdicts")
     args = p.parse_args(argv)
+    if args.rejudge:
+        return rejudge(args)
     engines = [e for e in args.engines.split(",") if e]
     decodings = ["greedy"] if args.quick else [d for d in args.decodings.split(",") if d]
     todo = items(args)[: args.limit or None]

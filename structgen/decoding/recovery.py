@@ -18,8 +18,11 @@ detects that and backs up:
    refused under ``minItems`` just asks for more items).
 2. **Dead end.** A value a check refused, or a number the grammar refused to close, is a dead end
    when it is still open ``patience`` tokens after the refusal (default 0: at once); any value
-   is one when a second refusal hits it, or when the token budget runs out while it is open; a
-   number longer than ``MAX_NUMBER_BYTES`` is one too.
+   is one when a second refusal hits it, or when the token budget runs out while it is open. A
+   *runaway* is one too, refused or not: an open number or string whose last tokens repeat one
+   unit (``REPEATS`` copies: ``0000000000``, ``-sti-sti-sti``), or a number longer than
+   ``MAX_NUMBER_BYTES``. (With recovery on, fast-forwarded text never takes the last token of the
+   budget, so a forced run into a dead end still reaches the sampler.)
 3. **Back up and refute.** The loop goes back to the token where that value starts (matcher
    ``rollback``, KV cache ``crop``), and the bytes from there up to the refusal are refuted for
    this context (``refuted.RefutedPrefixes``): a token that would complete a refuted string is
@@ -114,9 +117,11 @@ MAX_RESCUES = 32
 """Back-ups past ``max_backtracks``/``max_discarded`` where the grammar allows no token at all
 (a prefix whose every completion a check refuses, ``nul`` under ``enum: [[]]``): without one the
 loop could only fail; past this many, ``NoAllowedToken`` is raised as without recovery."""
-REPEATS = 5
-"""A value whose last tokens are ``REPEATS`` copies of a unit of 2 to 4 tokens (``2 * REPEATS``
-of one token: ``0000000000``) repeats itself: a runaway, backed up over."""
+REPEATS = 4
+"""A value whose last tokens are ``REPEATS`` copies of a unit of up to ``MAX_PERIOD`` tokens,
+``2 * REPEATS`` tokens at least (``00000000``, ``-sti-sti-sti-sti``), repeats itself: a
+runaway, backed up over."""
+MAX_PERIOD = 12
 MAX_NUMBER_BYTES = 32
 """A number this long is a runaway (a double needs at most 24 characters): backed up over."""
 _NUMBER_BYTES = frozenset(b"0123456789+-.eE")
@@ -421,12 +426,12 @@ class Recovery:
         return any(matcher.copy().consume_bytes(end) for end in self._ENDS.get(kind, ()))
 
     def _repeating(self, value_start: int) -> int:
-        """Where the open value at ``value_start`` started to repeat itself, if its last tokens
-        are one unit of 1 to 4 tokens over and over (``REPEATS`` copies, twice as many of a
-        single token): the offset just after the first copy; else -1."""
+        """Where the open value from ``value_start`` on started to repeat itself, if its last tokens
+        are one unit of 1 to ``MAX_PERIOD`` tokens over and over (at least ``REPEATS`` copies
+        and ``REPEATS * 2`` tokens): the offset just after the first copy; else -1."""
         tokens, n = self.tokens, len(self.tokens)
-        for period in (1, 2, 3, 4):
-            copies = REPEATS * 2 if period == 1 else REPEATS
+        for period in range(1, MAX_PERIOD + 1):
+            copies = max(REPEATS, -(-2 * REPEATS // period))
             first = n - period * copies
             if first < 0 or self.offsets[first] < value_start:
                 continue
@@ -454,8 +459,12 @@ class Recovery:
         ):
             strain = self.strain = None  # the value completed (or was cut away)
         if self.options.grammar_refusals and scan[2] in (_STRING, _NUMBER):
-            cut = self._repeating(scan[1])
             number = scan[2] == _NUMBER
+            floor = scan[1]
+            if number:  # an integer part may well be 1000000000: only a fraction repeats
+                dot = self.text.find(b".", scan[1])
+                floor = dot + 1 if dot >= 0 else len(self.text) + 1
+            cut = self._repeating(floor)
             if cut >= 0 or (number and len(self.text) - scan[1] > MAX_NUMBER_BYTES):
                 # a runaway: a number's integer part is refuted, a string up to the first copy
                 parent = _parent(scan, scan[1])

@@ -328,3 +328,18 @@ def test_a_value_that_repeats_itself_is_backed_over() -> None:
     assert result.complete and result.value == {"x": 1}
     assert result.stats.backtracks == 1
     assert result.stats.discarded_tokens <= 14  # caught after ten zeros, not at the budget
+
+
+def test_long_integers_and_ordinary_values_are_not_runaways() -> None:
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    digits = b"1400000000000"
+
+    def policy(text: bytes) -> list[bytes]:
+        if b": " in text:
+            written = text.split(b": ", 1)[1]
+            return [digits[len(written) : len(written) + 1] or b"}"]
+        return [b'"', b"x", b":", b" "]
+
+    result = _run(policy, schema, max_new_tokens=40)
+    assert result.complete and result.value == {"x": 1400000000000}
+    assert result.stats.backtracks == 0
