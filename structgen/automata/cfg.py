@@ -126,7 +126,10 @@ def recursive_rules(grammar: Grammar) -> set[str]:
 # paid once per process, not once per schema. Bounded (least recently used dropped).
 _SHARED_TERMINALS: OrderedDict[tuple[Any, ...], LazyByteDFA] = OrderedDict()
 _SHARED_LOCK = threading.Lock()
-_MAX_SHARED_TERMINALS = 2048
+_MAX_SHARED_TERMINALS = 1024
+# rows cost 1 KB per discovered state: beyond this many states in all, the least recently used
+# shared terminals are dropped (grammars that hold them keep them)
+_MAX_SHARED_STATES = 200_000
 
 
 def _shared_terminal(key: tuple[Any, ...]) -> LazyByteDFA | None:
@@ -142,6 +145,9 @@ def _share_terminal(key: tuple[Any, ...], dfa: LazyByteDFA) -> None:
         _SHARED_TERMINALS[key] = dfa
         while len(_SHARED_TERMINALS) > _MAX_SHARED_TERMINALS:
             _SHARED_TERMINALS.popitem(last=False)
+        states = sum(d.num_states for d in _SHARED_TERMINALS.values())
+        while states > _MAX_SHARED_STATES and len(_SHARED_TERMINALS) > 1:
+            states -= _SHARED_TERMINALS.popitem(last=False)[1].num_states
 
 
 class _ResolvedDigester:

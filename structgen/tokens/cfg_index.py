@@ -36,7 +36,7 @@ from structgen.tokens.dfa_index import pack_bool_mask
 from structgen.tokens.trie import TokenTrie, native_trie, trie_for
 from structgen.tokens.vocabulary import Vocabulary
 
-_MAX_WALKS = 50_000
+_MAX_WALKS = 8192  # per terminal DFA (shared across grammars): about 50 MB of masks at most
 _MAX_MASKS = 4096
 _MAX_CONFIGURATIONS = 200_000
 
