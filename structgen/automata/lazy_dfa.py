@@ -36,10 +36,11 @@ DEFAULT_MAX_DFA_STATES = 200_000
 
 def _coreachable(nfa: ByteNFA) -> set[int]:
     preds: list[list[int]] = [[] for _ in range(nfa.num_states)]
+    edges, eps = nfa.edges, nfa.eps  # properties (expanded from fragments): read once
     for s in range(nfa.num_states):
-        for _, _, t in nfa.edges[s]:
+        for _, _, t in edges[s]:
             preds[t].append(s)
-        for t in nfa.eps[s]:
+        for t in eps[s]:
             preds[t].append(s)
     seen = set(nfa.accept)
     queue = deque(seen)
@@ -104,6 +105,7 @@ class LazyByteDFA:
 
     def _init(self) -> None:
         self.walks = {}
+        self._edges, self._eps = self.nfa.edges, self.nfa.eps  # expanded once (properties)
         # trimmed: every state the subset construction may use can still reach acceptance
         self._live = _AllStates() if self.nfa.all_live else _coreachable(self.nfa)
         self._memo: dict[int, frozenset[int]] = {}
@@ -142,7 +144,7 @@ class LazyByteDFA:
 
     def _closure(self, states: set[int]) -> frozenset[int]:
         out: set[int] = set()
-        eps, live, memo = self.nfa.eps, self._live, self._memo
+        eps, live, memo = self._eps, self._live, self._memo
         for s in states:
             c = memo.get(s)
             if c is None:
@@ -187,7 +189,7 @@ class LazyByteDFA:
             if row is not None:
                 return row
             row = [0] * 256
-            edges = [e for s in self._sets[sid] for e in self.nfa.edges[s] if e[2] in self._live]
+            edges = [e for s in self._sets[sid] for e in self._edges[s] if e[2] in self._live]
             if edges:
                 points = sorted({e[0] for e in edges} | {e[1] + 1 for e in edges})
                 for a, b in zip(points, points[1:], strict=False):

@@ -61,6 +61,11 @@ class _TrieExtras:
         order = np.argsort(nodes, kind="stable")
         self.tok_sorted = tokens[order].astype(np.int64)
         self.tok_nodes = nodes[order]
+        # node -> a token ending there (-1: none); nodes where several ids end (same bytes)
+        self.node_tok = np.full(n, -1, dtype=np.int64)
+        self.node_tok[self.tok_nodes] = self.tok_sorted
+        counts = np.bincount(self.tok_nodes, minlength=n)
+        self.node_multi = counts > 1
 
 
 def _keyed(s: EarleySet, owner: object) -> bool:
@@ -488,13 +493,15 @@ class CfgTokenIndex:
         allowed = np.zeros(self.vocab.vocab_size, dtype=bool)
         if live_nodes:
             alive = np.concatenate(live_nodes)
-            left = np.searchsorted(ex.tok_nodes, alive, "left")
-            right = np.searchsorted(ex.tok_nodes, alive, "right")
-            count = right - left
-            allowed[ex.tok_sorted[left[count > 0]]] = True
-            # several token ids with the same bytes are rare: loop only over those
-            for lft, rgt in zip(left[count > 1].tolist(), right[count > 1].tolist(), strict=True):
-                allowed[ex.tok_sorted[lft:rgt]] = True
+            toks = ex.node_tok[alive]
+            allowed[toks[toks >= 0]] = True
+            # several token ids with the same bytes are rare: look those up apart
+            multi = alive[ex.node_multi[alive]]
+            if multi.size:
+                left = np.searchsorted(ex.tok_nodes, multi, "left")
+                right = np.searchsorted(ex.tok_nodes, multi, "right")
+                for lft, rgt in zip(left.tolist(), right.tolist(), strict=True):
+                    allowed[ex.tok_sorted[lft:rgt]] = True
         mask = pack_bool_mask(allowed)
         mask.setflags(write=False)
         # unique and sorted: a root below another root reaches some nodes twice, and duplicate
