@@ -47,6 +47,7 @@ from benchmarks.maskbench import DEFAULT_DATA, split_of
 from benchmarks.trap_schemas import TRAPS
 
 ENGINES = ("structgen", "structgen-norecovery", "llguidance", "xgrammar")
+WHITESPACE = ""  # --whitespace: structgen's layout ("": generate's default)
 PEERS = {"llguidance": "llguidance-processor", "xgrammar": "xgrammar-processor"}
 QUICK_SPLITS = (
     "Glaiveai2K",
@@ -170,6 +171,7 @@ def generate_one(
             temperature=temperature,
             seed=seed,
             recovery="off" if engine == "structgen-norecovery" else "auto",
+            schema_options={"whitespace": WHITESPACE} if WHITESPACE else None,
         )
         wall = perf() - t0 - res.stats.compile_s
         return {
@@ -383,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0, help="only the first N schemas (smoke runs)")
     p.add_argument("--rejudge", action="store_true", help="recompute DIR/traps.json's verdicts")
+    p.add_argument("--whitespace", default="", help="structgen's layout (default: generate's)")
     args = p.parse_args(argv)
+    global WHITESPACE
+    WHITESPACE = args.whitespace
     if args.rejudge:
         return rejudge(args)
     engines = [e for e in args.engines.split(",") if e]
