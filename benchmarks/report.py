@@ -32,6 +32,9 @@ from benchmarks.report_util import (
 )
 
 REPO = ROOT.parent
+SUMMARY = ROOT / "summary.md"  # hand-written reading of the numbers, kept in git
+# model benchmarks that write their own section: results/<name>/<name>.md (their own --out)
+MODEL_SECTIONS = ("speculative", "traps", "whitespace", "aligned")
 NOTES = """### How to run
 
 ```sh
@@ -406,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     plots = Path(args.out).resolve().parent / "benchmarks" / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     lines = header()
+    if SUMMARY.exists():  # after the title line, before the generated text
+        lines[1:1] = ["", SUMMARY.read_text().strip()]
     mb, suite = load("maskbench"), load("suite")
     for tok in sorted({t for t, _ in mb}, key=lambda t: t != "smollm2"):
         lines += maskbench_section(mb, tok, plots)
@@ -414,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += grammars.report_section()
     lines += e2e_section()
     lines += jsonschemabench.report_section(plots)
+    for name in MODEL_SECTIONS:
+        section = ROOT / "results" / name / f"{name}.md"
+        if section.exists():
+            lines += ["", section.read_text().strip(), ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

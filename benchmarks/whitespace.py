@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,8 +143,28 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "whitespace.json").write_text(json.dumps(result, indent=1))
+    (args.out / "whitespace.md").write_text(markdown(result["summary"], argv, args) + "\n")
     print(table(result["summary"]))
     return 0
+
+
+def markdown(summary: dict[str, Any], argv: list[str] | None, args: argparse.Namespace) -> str:
+    """The BENCHMARKS.md section (``benchmarks.report`` includes it when present)."""
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         check=False, cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m benchmarks.whitespace", *given])
+    return "\n".join([
+        "## Whitespace layout for generation (SmolLM2-135M-Instruct, CPU, greedy)",
+        "",
+        f"Command: `{command}`  ",
+        f"Revision {rev}, {time.strftime('%Y-%m-%d')}, {args.threads} torch thread(s), max "
+        f"{args.max_new_tokens} new tokens, 1-min load at the end {os.getloadavg()[0]:.1f}. Rows "
+        "count the schemas every layout ran without error; *valid*: complete and jsonschema "
+        "accepts it (formats asserted).",
+        "",
+        table(summary),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":
