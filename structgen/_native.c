@@ -25,10 +25,16 @@ static PyObject *LimitExceeded = NULL; /* structgen.errors.LimitExceeded, set by
 
 /* ------------------------------------------------------------------------------ utilities */
 
+/* Make room for `need` elements of `elem` bytes in *ptr (capacity *cap, doubled as needed).
+ * 0, or -1 with MemoryError (also when the size in bytes would overflow). */
 static int grow(void **ptr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap : 16;
-    while (c < need) c *= 2;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) { PyErr_NoMemory(); return -1; }
+        c *= 2;
+    }
+    if (elem && c > (size_t)PY_SSIZE_T_MAX / elem) { PyErr_NoMemory(); return -1; }
     void *p = realloc(*ptr, c * elem);
     if (!p) { PyErr_NoMemory(); return -1; }
     *ptr = p;
@@ -41,10 +47,25 @@ typedef struct {
     int ok;
 } Buf;
 
+#define BUF_INIT {.ok = 0}
+
+/* A C-contiguous buffer of `itemsize`-byte elements: bytes-like (item size 1) or an array of that
+ * item size (an int64 array where int32 is expected is a TypeError, not a silent reinterpretation).
+ * 0, or -1 with an exception set; rel_buf(b) is safe in both cases. */
 static int get_buf(PyObject *obj, Buf *b, Py_ssize_t itemsize, const char *what) {
     b->ok = 0;
     if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS) < 0) return -1;
     b->ok = 1;
+    if (itemsize > 1 && b->view.itemsize != 1 && b->view.itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: expected items of %zd bytes, got %zd", what, itemsize,
+                     b->view.itemsize);
+        return -1;
+    }
+    if (itemsize == 1 && b->view.itemsize != 1) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a buffer of bytes, got items of %zd bytes",
+                     what, b->view.itemsize);
+        return -1;
+    }
     if (itemsize && b->view.len % itemsize) {
         PyErr_Format(PyExc_ValueError, "%s: buffer length %zd is not a multiple of %zd", what,
                      b->view.len, itemsize);
@@ -231,6 +252,9 @@ static int32_t dfa_intern(DfaObject *d, const int32_t *set, size_t n) {
     }
     if (dfa_reserve_states(d, (size_t)sid + 1) < 0) return -1;
     if (grow((void **)&d->ss_pool, &d->ss_cap, d->ss_used + n, sizeof(int32_t)) < 0) return -1;
+    /* room in the hash table first: a failed rehash leaves no state that lookups cannot find */
+    if (((size_t)sid + 1) * 2 > d->ht_cap && dfa_rehash(d, d->ht_cap ? d->ht_cap * 2 : 64) < 0)
+        return -1;
     if (n) memcpy(d->ss_pool + d->ss_used, set, n * sizeof(int32_t));
     d->ss_off[sid] = (int64_t)d->ss_used;
     d->ss_len[sid] = (int32_t)n;
@@ -246,13 +270,9 @@ static int32_t dfa_intern(DfaObject *d, const int32_t *set, size_t n) {
     int32_t *row = d->table + (size_t)sid * 256;
     for (int b = 0; b < 256; b++) row[b] = -1;
     d->n_states = sid + 1;
-    if ((size_t)d->n_states * 2 > d->ht_cap) {
-        if (dfa_rehash(d, d->ht_cap ? d->ht_cap * 2 : 64) < 0) return -1;
-    } else {
-        size_t i = (size_t)h & (d->ht_cap - 1);
-        while (d->ht[i]) i = (i + 1) & (d->ht_cap - 1);
-        d->ht[i] = sid + 1;
-    }
+    size_t i = (size_t)h & (d->ht_cap - 1);
+    while (d->ht[i]) i = (i + 1) & (d->ht_cap - 1);
+    d->ht[i] = sid + 1;
     return sid;
 }
 
@@ -306,11 +326,6 @@ static int dfa_closure_union(DfaObject *d, const int32_t *states, size_t k, size
     if (k > 1) sort_i32(d->tmp, n);
     *n_out = n;
     return 0;
-}
-
-static int cmp_u16(const void *a, const void *b) {
-    int x = *(const uint16_t *)a, y = *(const uint16_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Determinise the row of state sid (same interning order as lazy_dfa.py: targets of the byte
@@ -410,14 +425,14 @@ static int dfa_compute_row(DfaObject *d, int32_t sid) {
 }
 
 static inline int32_t dfa_next(DfaObject *d, int32_t s, int b) {
-    int32_t t = d->table[(size_t)s * 256 + b];
+    int32_t t = d->table[(size_t)s * 256 + (size_t)b];
     if (t >= 0) return t;
     if (dfa_compute_row(d, s) < 0) return -1;
-    return d->table[(size_t)s * 256 + b];
+    return d->table[(size_t)s * 256 + (size_t)b];
 }
 
 static int copy_i32(PyObject *obj, int32_t **out, Py_ssize_t *n, const char *what) {
-    Buf b;
+    Buf b = BUF_INIT;
     if (get_buf(obj, &b, 4, what) < 0) { rel_buf(&b); return -1; }
     *n = b.view.len / 4;
     *out = malloc((size_t)(*n ? *n : 1) * 4);
@@ -428,7 +443,7 @@ static int copy_i32(PyObject *obj, int32_t **out, Py_ssize_t *n, const char *wha
 }
 
 static int copy_u8(PyObject *obj, uint8_t **out, Py_ssize_t *n, const char *what) {
-    Buf b;
+    Buf b = BUF_INIT;
     if (get_buf(obj, &b, 1, what) < 0) { rel_buf(&b); return -1; }
     *n = b.view.len;
     *out = malloc((size_t)(*n ? *n : 1));
@@ -438,34 +453,39 @@ static int copy_u8(PyObject *obj, uint8_t **out, Py_ssize_t *n, const char *what
     return 0;
 }
 
-/* co-reachable NFA states (reverse BFS from the accepting ones) */
+/* co-reachable NFA states (reverse BFS from the accepting ones); n_nfa >= 0 and the CSR arrays
+ * are validated by dfa_new. Counts are int64: byte plus epsilon edges may exceed INT32_MAX. */
 static int dfa_compute_live(DfaObject *d) {
-    int32_t n = d->n_nfa;
-    int64_t ne = d->e_off[n], nx = d->x_off[n];
-    int32_t *cnt = calloc((size_t)n + 1, sizeof(int32_t));
-    int32_t *src = malloc((size_t)(ne + nx + 1) * sizeof(int32_t));
-    int32_t *queue = malloc((size_t)(n + 1) * sizeof(int32_t));
-    if (!cnt || !src || !queue) { free(cnt); free(src); free(queue); PyErr_NoMemory(); return -1; }
-    for (int32_t s = 0; s < n; s++) {
+    if (d->n_nfa < 0) { PyErr_SetString(PyExc_ValueError, "Dfa: negative size"); return -1; }
+    size_t n = (size_t)d->n_nfa;
+    size_t ne = (size_t)d->e_off[n], nx = (size_t)d->x_off[n];
+    int64_t *cnt = calloc(n + 1, sizeof(int64_t));
+    int32_t *src = malloc((ne + nx + 1) * sizeof(int32_t));
+    int32_t *queue = malloc((n + 1) * sizeof(int32_t));
+    int64_t *pos = malloc((n + 1) * sizeof(int64_t));
+    if (!cnt || !src || !queue || !pos) {
+        free(cnt); free(src); free(queue); free(pos);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t s = 0; s < n; s++) {
         for (int32_t e = d->e_off[s]; e < d->e_off[s + 1]; e++) cnt[d->e_dst[e] + 1]++;
         for (int32_t e = d->x_off[s]; e < d->x_off[s + 1]; e++) cnt[d->x_dst[e] + 1]++;
     }
-    for (int32_t s = 0; s < n; s++) cnt[s + 1] += cnt[s];
-    int32_t *pos = malloc((size_t)(n + 1) * sizeof(int32_t));
-    if (!pos) { free(cnt); free(src); free(queue); PyErr_NoMemory(); return -1; }
-    memcpy(pos, cnt, (size_t)(n + 1) * sizeof(int32_t));
-    for (int32_t s = 0; s < n; s++) {
-        for (int32_t e = d->e_off[s]; e < d->e_off[s + 1]; e++) src[pos[d->e_dst[e]]++] = s;
-        for (int32_t e = d->x_off[s]; e < d->x_off[s + 1]; e++) src[pos[d->x_dst[e]]++] = s;
+    for (size_t s = 0; s < n; s++) cnt[s + 1] += cnt[s];
+    memcpy(pos, cnt, (n + 1) * sizeof(int64_t));
+    for (size_t s = 0; s < n; s++) {
+        for (int32_t e = d->e_off[s]; e < d->e_off[s + 1]; e++) src[pos[d->e_dst[e]]++] = (int32_t)s;
+        for (int32_t e = d->x_off[s]; e < d->x_off[s + 1]; e++) src[pos[d->x_dst[e]]++] = (int32_t)s;
     }
     free(pos);
-    memset(d->live, 0, (size_t)n);
-    int32_t qh = 0, qt = 0;
-    for (int32_t s = 0; s < n; s++)
-        if (d->nfa_accept[s]) { d->live[s] = 1; queue[qt++] = s; }
+    memset(d->live, 0, n);
+    size_t qh = 0, qt = 0;
+    for (size_t s = 0; s < n; s++)
+        if (d->nfa_accept[s]) { d->live[s] = 1; queue[qt++] = (int32_t)s; }
     while (qh < qt) {
         int32_t u = queue[qh++];
-        for (int32_t k = cnt[u]; k < cnt[u + 1]; k++) {
+        for (int64_t k = cnt[u]; k < cnt[u + 1]; k++) {
             int32_t p = src[k];
             if (!d->live[p]) { d->live[p] = 1; queue[qt++] = p; }
         }
@@ -486,6 +506,10 @@ static PyObject *dfa_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                                      &o_ehi, &o_edst, &o_xoff, &o_xdst, &o_acc, &all_live, &start,
                                      &max_states))
         return NULL;
+    if (n_nfa < 0 || n_nfa > INT32_MAX - 1) {
+        PyErr_Format(PyExc_ValueError, "Dfa: bad number of NFA states %d", n_nfa);
+        return NULL;
+    }
     DfaObject *d = (DfaObject *)type->tp_alloc(type, 0);
     if (!d) return NULL;
     d->n_nfa = n_nfa;
@@ -503,7 +527,8 @@ static PyObject *dfa_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (copy_i32(o_xoff, &d->x_off, &nx1, "x_off") < 0) goto fail;
     if (copy_i32(o_xdst, &d->x_dst, &nx, "x_dst") < 0) goto fail;
     if (copy_u8(o_acc, &d->nfa_accept, &nacc, "accept") < 0) goto fail;
-    if (n1 != n_nfa + 1 || nx1 != n_nfa + 1 || nacc != n_nfa || nlo != ne || nhi != ne ||
+    if (n1 != (Py_ssize_t)n_nfa + 1 || nx1 != (Py_ssize_t)n_nfa + 1 || nacc != n_nfa ||
+        nlo != ne || nhi != ne || d->e_off[0] != 0 || d->x_off[0] != 0 ||
         d->e_off[n_nfa] != ne || d->x_off[n_nfa] != nx) {
         PyErr_SetString(PyExc_ValueError, "Dfa: inconsistent NFA arrays");
         goto fail;
@@ -586,8 +611,9 @@ static PyObject *dfa_row(DfaObject *d, PyObject *arg) {
 static PyObject *dfa_next_py(DfaObject *d, PyObject *const *args, Py_ssize_t n) {
     if (n != 2) { PyErr_SetString(PyExc_TypeError, "next(state, byte)"); return NULL; }
     long q = PyLong_AsLong(args[0]);
+    if (q == -1 && PyErr_Occurred()) return NULL;
     long b = PyLong_AsLong(args[1]);
-    if (PyErr_Occurred()) return NULL;
+    if (b == -1 && PyErr_Occurred()) return NULL;
     if (check_state(d, q) < 0) return NULL;
     if (b < 0 || b > 255) { PyErr_SetString(PyExc_ValueError, "byte out of range"); return NULL; }
     int32_t t = dfa_next(d, (int32_t)q, (int)b);
@@ -600,7 +626,7 @@ static PyObject *dfa_step(DfaObject *d, PyObject *const *args, Py_ssize_t n) {
     long q = PyLong_AsLong(args[0]);
     if (q == -1 && PyErr_Occurred()) return NULL;
     if (check_state(d, q) < 0) return NULL;
-    Buf b;
+    Buf b = BUF_INIT;
     if (get_buf(args[1], &b, 1, "data") < 0) { rel_buf(&b); return NULL; }
     const uint8_t *p = b.view.buf;
     int32_t s = (int32_t)q;
@@ -635,7 +661,7 @@ static PyObject *dfa_single_live_byte(DfaObject *d, PyObject *arg) {
 /* gather(states: int32 buffer, bytes: uint8 buffer) -> bytes of int32 successors */
 static PyObject *dfa_gather(DfaObject *d, PyObject *const *args, Py_ssize_t n) {
     if (n != 2) { PyErr_SetString(PyExc_TypeError, "gather(states, bytes)"); return NULL; }
-    Buf bs, bb;
+    Buf bs = BUF_INIT, bb = BUF_INIT;
     if (get_buf(args[0], &bs, 4, "states") < 0 || get_buf(args[1], &bb, 1, "bytes") < 0) {
         rel_buf(&bs); rel_buf(&bb); return NULL;
     }
@@ -669,7 +695,7 @@ err:
 
 /* has_out(states: int32 buffer) -> bytes (one 0/1 per state), rows computed as needed */
 static PyObject *dfa_has_out_many(DfaObject *d, PyObject *arg) {
-    Buf bs;
+    Buf bs = BUF_INIT;
     if (get_buf(arg, &bs, 4, "states") < 0) { rel_buf(&bs); return NULL; }
     Py_ssize_t m = bs.view.len / 4;
     PyObject *out = PyBytes_FromStringAndSize(NULL, m);
@@ -718,13 +744,13 @@ static PyObject *dfa_subset(DfaObject *d, PyObject *arg) {
 
 /* intern(states: iterable of NFA states) -> sid (for unpickling: re-creates discovered states) */
 static PyObject *dfa_intern_py(DfaObject *d, PyObject *arg) {
-    PyObject *seq = PySequence_Fast(arg, "intern: expected a sequence");
+    PyObject *seq = PySequence_Tuple(arg); /* a snapshot: __index__ may change a list */
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     int32_t *buf = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
     if (!buf) { Py_DECREF(seq); return PyErr_NoMemory(); }
     for (Py_ssize_t i = 0; i < n; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(seq, i));
         if ((v == -1 && PyErr_Occurred()) || v < 0 || v >= d->n_nfa) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "intern: bad NFA state");
             free(buf); Py_DECREF(seq); return NULL;
@@ -745,7 +771,7 @@ static PyObject *dfa_intern_py(DfaObject *d, PyObject *arg) {
 /* structurally_covered(avail: 257 int64 prefix counts of one-byte tokens) -> bool
  * Every live NFA state with a live byte edge has one on a byte that is a one-byte token. */
 static PyObject *dfa_structurally_covered(DfaObject *d, PyObject *arg) {
-    Buf b;
+    Buf b = BUF_INIT;
     if (get_buf(arg, &b, 1, "single") < 0) { rel_buf(&b); return NULL; }
     if (b.view.len != 256) {
         rel_buf(&b);
@@ -774,9 +800,9 @@ static PyObject *dfa_live_bytes(DfaObject *d, PyObject *Py_UNUSED(ignored)) {
     return PyBytes_FromStringAndSize((const char *)d->live, d->n_nfa);
 }
 
-static PyObject *dfa_get_num_states(DfaObject *d, void *c) { return PyLong_FromLong(d->n_states); }
-static PyObject *dfa_get_initial(DfaObject *d, void *c) { return PyLong_FromLong(d->initial); }
-static PyObject *dfa_get_accept_list(DfaObject *d, void *c) {
+static PyObject *dfa_get_num_states(DfaObject *d, void *Py_UNUSED(c)) { return PyLong_FromLong(d->n_states); }
+static PyObject *dfa_get_initial(DfaObject *d, void *Py_UNUSED(c)) { return PyLong_FromLong(d->initial); }
+static PyObject *dfa_get_accept_list(DfaObject *d, void *Py_UNUSED(c)) {
     /* extended to the states discovered so far (a list: fast reads from Python) */
     for (Py_ssize_t q = PyList_GET_SIZE(d->accept_list); q < d->n_states; q++)
         if (PyList_Append(d->accept_list, d->accepting[q] ? Py_True : Py_False) < 0) return NULL;
@@ -829,10 +855,6 @@ typedef struct {
     int32_t *dfs_of; /* level-order id -> preorder index */
     int32_t *parent_dfs;
     int32_t max_depth;
-    /* scratch */
-    int32_t *stack;
-    int64_t *out64;
-    size_t out_cap;
     /* the slice (after the first byte): per first byte, the tokens whose other bytes are all SLICE
      * bytes (JSON-string-safe ASCII), as bitmasks, and the trie of the other tokens (the prefixes
      * of tokens with a non-SLICE byte after the first; preorder, level_id into the full trie).
@@ -871,7 +893,7 @@ static int dfa_slice_closed(DfaObject *d, int32_t q) {
         if (d->accepting[u]) result &= ~SC_QUIET;
         for (int b = 0x20; b <= 0x7E; b++) {
             if (!in_slice(b)) continue;
-            int32_t v = d->table[(size_t)u * 256 + b];
+            int32_t v = d->table[(size_t)u * 256 + (size_t)b];
             if (!v) { result = 0; break; }
             int known = 0;
             for (int k = 0; k < n; k++)
@@ -949,7 +971,7 @@ static PyTypeObject TrieType;
 
 static void trie_dealloc(TrieObject *t) {
     free(t->byte); free(t->skip); free(t->depth); free(t->level_id); free(t->tok_off);
-    free(t->tok_ids); free(t->dfs_of); free(t->stack); free(t->out64); free(t->parent_dfs);
+    free(t->tok_ids); free(t->dfs_of); free(t->parent_dfs);
     free(t->slice_mask); free(t->a_byte); free(t->a_skip); free(t->a_depth); free(t->a_level);
     free(t->a_tok_off); free(t->a_tok_ids);
     free(t->first_mask); free(t->c_byte); free(t->c_skip); free(t->c_depth); free(t->c_level);
@@ -1014,7 +1036,7 @@ static PyObject *trie_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (copy_u8(o_byte, &lbyte, &nb, "byte") < 0) goto fail;
     if (copy_i32(o_tn, &token_node, &v, "token_node") < 0) goto fail;
     if (copy_u8(o_norm, &normal, &vn, "normal") < 0) goto fail;
-    if (n < 1 || nb != n || vn != v || n > INT32_MAX - 2) {
+    if (n < 1 || nb != n || vn != v || n > INT32_MAX - 2 || v > INT32_MAX - 32) {
         PyErr_SetString(PyExc_ValueError, "Trie: inconsistent arrays");
         goto fail;
     }
@@ -1097,8 +1119,6 @@ static PyObject *trie_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (!t->tok_ids) { PyErr_NoMemory(); goto fail; }
     for (Py_ssize_t tid = 0; tid < v; tid++)
         if (normal[tid]) t->tok_ids[cnt[t->dfs_of[token_node[tid]]]++] = (int32_t)tid;
-    t->stack = malloc((size_t)(t->max_depth + 2) * sizeof(int32_t));
-    if (!t->stack) { PyErr_NoMemory(); goto fail; }
     /* parents in preorder, and the slice */
     t->parent_dfs = malloc((size_t)n * sizeof(int32_t));
     t->first_mask = calloc((size_t)256 * (size_t)(t->words ? t->words : 1), sizeof(uint32_t));
@@ -1218,7 +1238,7 @@ static int walk_root(TrieObject *t, DfaObject *d, int32_t q, uint32_t *mask, Out
     for (int c = 0; c < 256; c++) {
         int32_t fc = t->full_child[c];
         if (fc < 0) continue;
-        int32_t s = d->table[(size_t)q * 256 + c];
+        int32_t s = d->table[(size_t)q * 256 + (size_t)c];
         if (!s) continue;
         int sc = dfa_slice_closed(d, s);
         if (sc < 0) return -1;
@@ -1328,7 +1348,7 @@ static PyObject *trie_cfg_walk(TrieObject *t, PyObject *const *args, Py_ssize_t 
     long q = PyLong_AsLong(args[1]);
     if (q == -1 && PyErr_Occurred()) return NULL;
     if (check_state(d, q) < 0) return NULL;
-    Buf br;
+    Buf br = BUF_INIT;
     if (get_buf(args[2], &br, 8, "roots") < 0) { rel_buf(&br); return NULL; }
     const int64_t *roots = br.view.buf;
     Py_ssize_t nroots = br.view.len / 8;
@@ -1378,8 +1398,10 @@ fail:
  * ids) */
 static PyObject *trie_path_bytes(TrieObject *t, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "path_bytes(ancestor, node)"); return NULL; }
-    long a = PyLong_AsLong(args[0]), b = PyLong_AsLong(args[1]);
-    if (PyErr_Occurred()) return NULL;
+    long a = PyLong_AsLong(args[0]);
+    if (a == -1 && PyErr_Occurred()) return NULL;
+    long b = PyLong_AsLong(args[1]);
+    if (b == -1 && PyErr_Occurred()) return NULL;
     if (a < 0 || a >= t->n || b < 0 || b >= t->n) {
         PyErr_SetString(PyExc_IndexError, "path_bytes: node out of range");
         return NULL;
@@ -1397,7 +1419,7 @@ static PyObject *trie_path_bytes(TrieObject *t, PyObject *const *args, Py_ssize_
     return out;
 }
 
-static PyObject *trie_get_n(TrieObject *t, void *c) { return PyLong_FromLong(t->n); }
+static PyObject *trie_get_n(TrieObject *t, void *Py_UNUSED(c)) { return PyLong_FromLong(t->n); }
 
 static PyMethodDef trie_methods[] = {
     {"dfa_mask", (PyCFunction)(void (*)(void))trie_dfa_mask, METH_FASTCALL,
@@ -1454,24 +1476,45 @@ static void frag_dealloc(FragObject *f) {
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
+/* An int that fits int32 (TypeError/OverflowError otherwise); 0 or -1. */
+static int as_i32(PyObject *o, int32_t *out) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < INT32_MIN || v > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "value out of the int32 range");
+        return -1;
+    }
+    *out = (int32_t)v;
+    return 0;
+}
+
+/* A sequence of `width`-tuples of ints as a flat int32 array (*out: malloc'd even on error, the
+ * caller frees it). The sequence is copied into a tuple first: converting an item may run Python
+ * code (__index__), which must not be able to free items still to be read. */
 static int read_tuples(PyObject *list, int width, int32_t **out, int32_t *count, const char *what) {
-    PyObject *seq = PySequence_Fast(list, what);
+    *out = NULL;
+    PyObject *seq = PySequence_Tuple(list);
     if (!seq) return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    if (n > INT32_MAX) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s: too many entries", what);
+        return -1;
+    }
     *out = malloc((size_t)(n ? n : 1) * (size_t)width * sizeof(int32_t));
     if (!*out) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *t = PyTuple_GET_ITEM(seq, i);
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != width) {
             PyErr_Format(PyExc_TypeError, "%s: expected %d-tuples", what, width);
             Py_DECREF(seq);
             return -1;
         }
-        for (int k = 0; k < width; k++) {
-            long v = PyLong_AsLong(PyTuple_GET_ITEM(t, k));
-            if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
-            (*out)[i * width + k] = (int32_t)v;
-        }
+        for (int k = 0; k < width; k++)
+            if (as_i32(PyTuple_GET_ITEM(t, k), *out + (size_t)i * (size_t)width + (size_t)k) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
     }
     *count = (int32_t)n;
     Py_DECREF(seq);
@@ -1506,16 +1549,21 @@ static PyObject *frag_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         }
     }
     {
-        PyObject *seq = PySequence_Fast(o_s, "subs");
+        PyObject *seq = PySequence_Tuple(o_s); /* owns the items while `i` runs __index__ */
         if (!seq) goto fail;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        Py_ssize_t n = PyTuple_GET_SIZE(seq);
+        if (n > INT32_MAX) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "Fragment: too many nested fragments");
+            goto fail;
+        }
         f->sub = calloc((size_t)(n ? n : 1), sizeof(FragObject *));
         f->sub_base = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
         if (!f->sub || !f->sub_base) { Py_DECREF(seq); PyErr_NoMemory(); goto fail; }
         f->tot_e = f->n_e;
         f->tot_x = f->n_x;
         for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+            PyObject *t = PyTuple_GET_ITEM(seq, i);
             PyObject *child;
             int base;
             if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "O!i", &FragType, &child, &base)) {
@@ -1554,7 +1602,7 @@ static PyTypeObject FragType = {
 
 /* expand(n, edges: [(src, lo, hi, dst)], eps: [(src, dst)], placed: [(Fragment, base)])
  * -> (e_off, e_lo, e_hi, e_dst, x_off, x_dst), the CSR arrays (as bytes) of the whole NFA */
-static PyObject *expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *expand(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "expand(n, edges, eps, placed)"); return NULL; }
     long n = PyLong_AsLong(args[0]);
     if (n == -1 && PyErr_Occurred()) return NULL;
@@ -1570,9 +1618,9 @@ static PyObject *expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *o_eoff = NULL, *o_elo = NULL, *o_ehi = NULL, *o_edst = NULL, *o_xoff = NULL, *o_xdst = NULL;
     if (read_tuples(args[1], 4, &top_e, &n_te, "edges") < 0) goto done;
     if (read_tuples(args[2], 2, &top_x, &n_tx, "eps") < 0) goto done;
-    PyObject *seq = PySequence_Fast(args[3], "placed");
+    PyObject *seq = PySequence_Tuple(args[3]); /* owns the fragments until the expansion ends */
     if (!seq) goto done;
-    Py_ssize_t np_ = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t np_ = PyTuple_GET_SIZE(seq);
     pf = malloc((size_t)(np_ ? np_ : 1) * sizeof(FragObject *));
     pb = malloc((size_t)(np_ ? np_ : 1) * sizeof(int32_t));
     if (!pf || !pb) { Py_DECREF(seq); PyErr_NoMemory(); goto done; }
@@ -1580,7 +1628,7 @@ static PyObject *expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < np_; i++) {
         PyObject *child;
         int base;
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *t = PyTuple_GET_ITEM(seq, i);
         if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "O!i", &FragType, &child, &base)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "placed: (Fragment, base)");
             Py_DECREF(seq);
@@ -1812,18 +1860,6 @@ static int set_add_item(SetObject *s, int32_t p, int32_t d, int32_t o) {
     return 1;
 }
 
-static int set_has_item(SetObject *s, int32_t p, int32_t d, int32_t o) {
-    if (!s->ih_cap) return 0;
-    uint32_t mask = (uint32_t)(s->ih_cap - 1);
-    uint32_t i = mix3(p, d, o) & mask;
-    while (s->ih[i]) {
-        const int32_t *it = s->items + 3 * (s->ih[i] - 1);
-        if (it[0] == p && it[1] == d && it[2] == o) return 1;
-        i = (i + 1) & mask;
-    }
-    return 0;
-}
-
 static WaitSym *set_wsym(SetObject *s, int32_t sym, int create) {
     if (s->wh_cap) {
         uint32_t mask = (uint32_t)(s->wh_cap - 1);
@@ -1911,12 +1947,12 @@ static void set_seal(SetObject *s) {
 }
 
 /* Python-visible views (built on each access) */
-static PyObject *set_get_byte(SetObject *s, void *c) {
+static PyObject *set_get_byte(SetObject *s, void *Py_UNUSED(c)) {
     if (s->byte == -2) Py_RETURN_NONE;
     return PyLong_FromLong(s->byte);
 }
-static PyObject *set_get_accepting(SetObject *s, void *c) { return PyBool_FromLong(s->accepting); }
-static PyObject *set_get_scans(SetObject *s, void *c) {
+static PyObject *set_get_accepting(SetObject *s, void *Py_UNUSED(c)) { return PyBool_FromLong(s->accepting); }
+static PyObject *set_get_scans(SetObject *s, void *Py_UNUSED(c)) {
     PyObject *l = PyList_New(s->n_scans);
     if (!l) return NULL;
     for (int32_t k = 0; k < s->n_scans; k++) {
@@ -1926,7 +1962,7 @@ static PyObject *set_get_scans(SetObject *s, void *c) {
     }
     return l;
 }
-static PyObject *set_get_items(SetObject *s, void *c) {
+static PyObject *set_get_items(SetObject *s, void *Py_UNUSED(c)) {
     PyObject *st = PySet_New(NULL);
     if (!st) return NULL;
     for (int32_t k = 0; k < s->n_items; k++) {
@@ -1936,7 +1972,7 @@ static PyObject *set_get_items(SetObject *s, void *c) {
     }
     return st;
 }
-static PyObject *set_get_waiting(SetObject *s, void *c) {
+static PyObject *set_get_waiting(SetObject *s, void *Py_UNUSED(c)) {
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     for (int32_t w = 0; w < s->n_wsyms; w++) {
@@ -1955,11 +1991,11 @@ static PyObject *set_get_waiting(SetObject *s, void *c) {
     }
     return d;
 }
-static PyObject *set_get_key(SetObject *s, void *c) {
+static PyObject *set_get_key(SetObject *s, void *Py_UNUSED(c)) {
     if (!s->pykey) Py_RETURN_NONE;
     return Py_NewRef(s->pykey);
 }
-static int set_set_key(SetObject *s, PyObject *v, void *c) {
+static int set_set_key(SetObject *s, PyObject *v, void *Py_UNUSED(c)) {
     Py_XSETREF(s->pykey, v == Py_None ? NULL : Py_XNewRef(v));
     return 0;
 }
@@ -1997,7 +2033,7 @@ fail:
 }
 
 /* EarleySet.build(byte, items, waiting, scans, accepting): the inverse of __reduce__ */
-static PyObject *set_build(PyObject *cls, PyObject *args) {
+static PyObject *set_build(PyObject *Py_UNUSED(cls), PyObject *args) {
     PyObject *byte, *items, *waiting, *scans;
     int accepting;
     if (!PyArg_ParseTuple(args, "OOOOp", &byte, &items, &waiting, &scans, &accepting)) return NULL;
@@ -2005,25 +2041,40 @@ static PyObject *set_build(PyObject *cls, PyObject *args) {
     if (byte != Py_None) {
         long v = PyLong_AsLong(byte);
         if (v == -1 && PyErr_Occurred()) return NULL;
+        if (v < -1 || v > 255) { /* -1: the first set (no byte) */
+            PyErr_SetString(PyExc_ValueError, "EarleySet: byte out of range");
+            return NULL;
+        }
         b = (int32_t)v;
     }
+    /* the numbers are checked against a grammar where a parser uses the set (a set is not tied
+     * to one parser): only their signs here */
     SetObject *s = set_alloc(b);
     if (!s) return NULL;
     s->accepting = accepting;
     PyObject *seq = NULL;
-    seq = PySequence_Fast(items, "items");
+    seq = PySequence_Tuple(items);
     if (!seq) goto fail;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         int p, d, o;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &p, &d, &o)) goto fail;
-        if (set_add_item(s, p, d, o) < 0) goto fail;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(seq, i), "iii", &p, &d, &o)) goto fail;
+        if (p < 0 || d < 0 || o < 0 || d == INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "EarleySet: bad item");
+            goto fail;
+        }
+        int added = set_add_item(s, p, d, o);
+        if (added < 0) goto fail;
+        if (!added) { /* the waiting entries index the items as given */
+            PyErr_SetString(PyExc_ValueError, "EarleySet: duplicate item");
+            goto fail;
+        }
     }
     Py_DECREF(seq);
-    seq = PySequence_Fast(waiting, "waiting");
+    seq = PySequence_Tuple(waiting);
     if (!seq) goto fail;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         int sym, item;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ii", &sym, &item)) goto fail;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(seq, i), "ii", &sym, &item)) goto fail;
         if (item < 0 || item >= s->n_items) {
             PyErr_SetString(PyExc_ValueError, "EarleySet: bad waiting entry");
             goto fail;
@@ -2031,11 +2082,15 @@ static PyObject *set_build(PyObject *cls, PyObject *args) {
         if (set_add_waiting(s, sym, item) < 0) goto fail;
     }
     Py_DECREF(seq);
-    seq = PySequence_Fast(scans, "scans");
+    seq = PySequence_Tuple(scans);
     if (!seq) goto fail;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
         int t, q, j;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &t, &q, &j)) goto fail;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(seq, i), "iii", &t, &q, &j)) goto fail;
+        if (t < 0 || q < 0 || j < 0) {
+            PyErr_SetString(PyExc_ValueError, "EarleySet: bad scan");
+            goto fail;
+        }
         if (set_add_scan(s, t, q, j) < 0) goto fail;
     }
     Py_DECREF(seq);
@@ -2114,6 +2169,10 @@ static PyObject *earley_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                                      &n_nts, &o_null, &PyDict_Type, &o_pred, &PyList_Type,
                                      &o_terms))
         return NULL;
+    if (n_nts < 0 || n_nts > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "Earley: bad number of nonterminals");
+        return NULL;
+    }
     EarleyObject *e = (EarleyObject *)type->tp_alloc(type, 0);
     if (!e) return NULL;
     Py_ssize_t np1, nr, nn, np_;
@@ -2124,7 +2183,8 @@ static PyObject *earley_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     e->n_prods = (int32_t)np_;
     e->n_nts = n_nts;
     e->n_terms = (int32_t)PyList_GET_SIZE(o_terms);
-    if (np1 != np_ + 1 || nn != n_nts || e->rhs_off[np_] != nr || np_ < 1) {
+    if (np1 != np_ + 1 || nn != n_nts || np_ < 1 || np_ > INT32_MAX - 1 || e->rhs_off[0] != 0 ||
+        e->rhs_off[np_] != nr) {
         PyErr_SetString(PyExc_ValueError, "Earley: inconsistent grammar arrays");
         goto fail;
     }
@@ -2197,13 +2257,31 @@ typedef struct {
     PyObject *base;
     Py_ssize_t n;
     SetObject **local;
-    Py_ssize_t n_local, cap_local;
+    size_t n_local, cap_local;
 } View;
 
-static inline SetObject *view_get(View *v, Py_ssize_t i) {
-    return i < v->n ? (SetObject *)PyList_GET_ITEM(v->base, i) : v->local[i - v->n];
+/* The set at position 0 <= i < view_len(v); NULL with TypeError/IndexError if the chart list
+ * holds something else there (sets of the pure-Python parser) or has shrunk (a predicate runs
+ * Python code in between). */
+static SetObject *view_get(View *v, Py_ssize_t i) {
+    if (i >= v->n) return v->local[i - v->n];
+    if (i >= PyList_GET_SIZE(v->base)) {
+        PyErr_SetString(PyExc_IndexError, "the chart list is shorter than its state");
+        return NULL;
+    }
+    PyObject *o = PyList_GET_ITEM(v->base, i);
+    if (!PyObject_TypeCheck(o, &SetType)) {
+        PyErr_SetString(PyExc_TypeError, "the chart holds sets of another implementation");
+        return NULL;
+    }
+    return (SetObject *)o;
 }
-static inline Py_ssize_t view_len(View *v) { return v->n + v->n_local; }
+static inline Py_ssize_t view_len(View *v) { return v->n + (Py_ssize_t)v->n_local; }
+
+static int foreign_set(void) {
+    PyErr_SetString(PyExc_ValueError, "a chart set does not belong to this parser's grammar");
+    return -1;
+}
 
 /* per-call scratch (no shared buffers: a predicate runs Python code, and another thread may
  * use the same parser meanwhile) */
@@ -2250,7 +2328,9 @@ static PyObject *span_bytes(View *v, SetObject *s, Py_ssize_t o, Py_ssize_t pos)
     if (!out) return NULL;
     char *buf = PyBytes_AS_STRING(out);
     for (Py_ssize_t k = o + 1; k <= pos; k++) {
-        int32_t b = k == pos ? s->byte : view_get(v, k)->byte;
+        SetObject *at = k == pos ? s : view_get(v, k);
+        if (!at) { Py_DECREF(out); return NULL; }
+        int32_t b = at->byte;
         if (b < 0) {
             Py_DECREF(out);
             PyErr_SetNone(NeedsBytes ? NeedsBytes : PyExc_RuntimeError);
@@ -2309,7 +2389,10 @@ static int earley_closure(EarleyObject *e, Ctx *c, View *v, Py_ssize_t pos, SetO
     while (na) {
         int32_t k = c->agenda[--na];
         int32_t p = s->items[3 * k], d = s->items[3 * k + 1], o = s->items[3 * k + 2];
+        /* items come from this parser's sets or EarleySet.build (non-negative numbers) */
+        if (p >= e->n_prods || o > pos) { foreign_set(); goto fail; }
         int32_t r0 = e->rhs_off[p], len = e->rhs_off[p + 1] - r0;
+        if (d > len) { foreign_set(); goto fail; }
         if (d == len) {
             if (p == 0) { s->accepting = 1; continue; }
             int32_t lhs = e->lhs[p];
@@ -2334,6 +2417,7 @@ static int earley_closure(EarleyObject *e, Ctx *c, View *v, Py_ssize_t pos, SetO
                 if (!verdict) continue;
             }
             SetObject *src = o == pos ? s : view_get(v, o);
+            if (!src) goto fail;
             WaitSym *w = set_wsym(src, lhs, 0);
             if (!w) { if (PyErr_Occurred()) goto fail; continue; }
             int32_t count = w->count, ent = w->head; /* a snapshot, as list(...) in Python */
@@ -2372,11 +2456,13 @@ fail:
 static int earley_step(EarleyObject *e, Ctx *c, View *v, int byte, SetObject **out) {
     Py_ssize_t pos = view_len(v);
     SetObject *cur = view_get(v, pos - 1);
+    if (!cur) return -1;
     SetObject *nxt = set_alloc(byte);
     if (!nxt) return -1;
     size_t na = 0;
     for (int32_t k = 0; k < cur->n_scans; k++) {
         int32_t t = cur->scans[3 * k], q = cur->scans[3 * k + 1], j = cur->scans[3 * k + 2];
+        if (t >= e->n_terms || q >= e->terms[t]->n_states || j >= pos) { foreign_set(); goto fail; }
         DfaObject *d = e->terms[t];
         int32_t q2 = dfa_next(d, q, byte);
         if (q2 < 0) goto fail;
@@ -2385,6 +2471,7 @@ static int earley_step(EarleyObject *e, Ctx *c, View *v, int byte, SetObject **o
         if (d->has_out[q2] && set_add_scan(nxt, t, q2, j) < 0) goto fail;
         if (d->accepting[q2]) {
             SetObject *src = view_get(v, j);
+            if (!src) goto fail;
             WaitSym *w = set_wsym(src, ~t, 0);
             if (!w) { if (PyErr_Occurred()) goto fail; continue; }
             for (int32_t ent = w->head; ent >= 0; ent = src->went_next[ent]) {
@@ -2432,7 +2519,7 @@ static PyObject *earley_advance(EarleyObject *e, PyObject *const *args, Py_ssize
     Py_ssize_t n = PyLong_AsSsize_t(args[1]);
     if (n == -1 && PyErr_Occurred()) return NULL;
     if (check_list(sets, n) < 0) return NULL;
-    Buf b;
+    Buf b = BUF_INIT;
     if (get_buf(args[2], &b, 1, "data") < 0) { rel_buf(&b); return NULL; }
     View v = {sets, n, NULL, 0, 0};
     PyObject *result = NULL;
@@ -2444,17 +2531,20 @@ static PyObject *earley_advance(EarleyObject *e, PyObject *const *args, Py_ssize
         SetObject *nxt;
         if (earley_step(e, &c, &v, p[i], &nxt) < 0) goto done;
         if (!nxt) { result = Py_NewRef(Py_None); goto done; }
-        if (grow((void **)&v.local, (size_t *)&v.cap_local, (size_t)v.n_local + 1, sizeof(SetObject *)) < 0) {
+        if (grow((void **)&v.local, &v.cap_local, v.n_local + 1, sizeof(SetObject *)) < 0) {
             Py_DECREF(nxt);
             goto done;
         }
         v.local[v.n_local++] = nxt;
     }
-    result = PyList_New(v.n_local);
+    result = PyList_New((Py_ssize_t)v.n_local);
     if (result)
-        for (Py_ssize_t i = 0; i < v.n_local; i++) { PyList_SET_ITEM(result, i, (PyObject *)v.local[i]); v.local[i] = NULL; }
+        for (size_t i = 0; i < v.n_local; i++) {
+            PyList_SET_ITEM(result, (Py_ssize_t)i, (PyObject *)v.local[i]);
+            v.local[i] = NULL;
+        }
 done:
-    for (Py_ssize_t i = 0; i < v.n_local; i++) Py_XDECREF(v.local[i]);
+    for (size_t i = 0; i < v.n_local; i++) Py_XDECREF(v.local[i]);
     free(v.local);
     ctx_free(&c);
     rel_buf(&b);
@@ -2468,9 +2558,11 @@ static PyObject *earley_complete_terminal(EarleyObject *e, PyObject *const *args
     if (nargs != 4) { PyErr_SetString(PyExc_TypeError, "complete_terminal(sets, n, t, j)"); return NULL; }
     PyObject *sets = args[0];
     Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
     long t = PyLong_AsLong(args[2]);
+    if (t == -1 && PyErr_Occurred()) return NULL;
     long j = PyLong_AsLong(args[3]);
-    if (PyErr_Occurred()) return NULL;
+    if (j == -1 && PyErr_Occurred()) return NULL;
     if (check_list(sets, n) < 0) return NULL;
     if (t < 0 || t >= e->n_terms || j < 0 || j >= n) {
         PyErr_SetString(PyExc_ValueError, "complete_terminal: scan out of range");
@@ -2484,6 +2576,7 @@ static PyObject *earley_complete_terminal(EarleyObject *e, PyObject *const *args
     Py_INCREF(sets);
     size_t na = 0;
     SetObject *src = view_get(&v, j);
+    if (!src) goto fail;
     WaitSym *w = set_wsym(src, ~(int32_t)t, 0);
     if (w)
         for (int32_t ent = w->head; ent >= 0; ent = src->went_next[ent]) {
@@ -2513,8 +2606,9 @@ static PyObject *earley_drop_failing(EarleyObject *e, PyObject *const *args, Py_
     }
     PyObject *sets = args[0];
     Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
     long base = PyLong_AsLong(args[3]);
-    if (PyErr_Occurred()) return NULL;
+    if (base == -1 && PyErr_Occurred()) return NULL;
     if (check_list(sets, n) < 0) return NULL;
     if (!PyObject_TypeCheck(args[2], &TrieType)) {
         PyErr_SetString(PyExc_TypeError, "drop_failing: expected a Trie");
@@ -2522,8 +2616,7 @@ static PyObject *earley_drop_failing(EarleyObject *e, PyObject *const *args, Py_
     }
     TrieObject *t = (TrieObject *)args[2];
     if (base < 0 || base >= t->n) { PyErr_SetString(PyExc_IndexError, "drop_failing: base"); return NULL; }
-    Buf bs, bm;
-    bm.ok = 0;
+    Buf bs = BUF_INIT, bm = BUF_INIT;
     if (get_buf(args[4], &bs, 8, "sinks") < 0) { rel_buf(&bs); return NULL; }
     if (PyObject_GetBuffer(args[5], &bm.view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
         rel_buf(&bs);
@@ -2562,15 +2655,14 @@ static PyObject *earley_drop_failing(EarleyObject *e, PyObject *const *args, Py_
                 SetObject *nxt;
                 if (earley_step(e, &c, &v, path[j], &nxt) < 0) { failed = 1; break; }
                 if (!nxt) { alive = 0; break; }
-                if (grow((void **)&v.local, (size_t *)&v.cap_local, (size_t)v.n_local + 1,
-                         sizeof(SetObject *)) < 0) {
+                if (grow((void **)&v.local, &v.cap_local, v.n_local + 1, sizeof(SetObject *)) < 0) {
                     Py_DECREF(nxt);
                     failed = 1;
                     break;
                 }
                 v.local[v.n_local++] = nxt;
             }
-            for (Py_ssize_t j = 0; j < v.n_local; j++) Py_DECREF(v.local[j]);
+            for (size_t j = 0; j < v.n_local; j++) Py_DECREF(v.local[j]);
             free(v.local);
             if (failed) break;
             if (!alive)
@@ -2618,8 +2710,9 @@ static PyObject *earley_single_live_byte(EarleyObject *e, PyObject *arg) {
     SetObject *s = (SetObject *)arg;
     int found = -1;
     for (int32_t k = 0; k < s->n_scans; k++) {
-        DfaObject *d = e->terms[s->scans[3 * k]];
-        int32_t q = s->scans[3 * k + 1];
+        int32_t t = s->scans[3 * k], q = s->scans[3 * k + 1];
+        if (t >= e->n_terms || q >= e->terms[t]->n_states) return foreign_set(), NULL;
+        DfaObject *d = e->terms[t];
         if (dfa_compute_row(d, q) < 0) return NULL;
         const int32_t *r = d->table + (size_t)q * 256;
         int one = -1, count = 0;
@@ -2752,6 +2845,27 @@ static int32_t configs_intern(ConfigsObject *c, const int32_t *sig, size_t n) {
     return id;
 }
 
+/* Set `from` (an origin or scan start in the set at `at`) must have its key before `at`: pushed
+ * on the stack (and *missing set) if it has none yet. 0, or -1 with ValueError/TypeError when it
+ * does not lie before `at` or is not a native set. */
+static int configs_need(ConfigsObject *c, PyObject *sets, Py_ssize_t at, int32_t from, size_t *sp,
+                        int *missing) {
+    if (from < 0 || from > at) {
+        PyErr_SetString(PyExc_ValueError, "key: an item or scan begins after its set");
+        return -1;
+    }
+    PyObject *o = PyList_GET_ITEM(sets, from);
+    if (!PyObject_TypeCheck(o, &SetType)) {
+        PyErr_SetString(PyExc_TypeError, "key: the chart holds sets of another implementation");
+        return -1;
+    }
+    if (((SetObject *)o)->key_owner == c->serial) return 0;
+    if (grow((void **)&c->stack, &c->stack_cap, *sp + 1, sizeof(Py_ssize_t)) < 0) return -1;
+    c->stack[(*sp)++] = from;
+    *missing = 1;
+    return 0;
+}
+
 /* key(sets: list, pos) -> configuration id, or None past max_configurations */
 static PyObject *configs_key(ConfigsObject *c, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "key(sets, pos)"); return NULL; }
@@ -2775,25 +2889,17 @@ static PyObject *configs_key(ConfigsObject *c, PyObject *const *args, Py_ssize_t
         SetObject *s = (SetObject *)so;
         if (s->key_owner == c->serial) { sp--; continue; }
         int missing = 0;
+        /* origins and scan starts lie strictly before `at` (except `at` itself): the walk
+         * terminates, and every set it reads is checked to be a native set */
         for (int32_t k = 0; k < s->n_items; k++) {
             int32_t d = s->items[3 * k + 1], o = s->items[3 * k + 2];
             if (!d || o == at) continue;
-            SetObject *os = (SetObject *)PyList_GET_ITEM(sets, o);
-            if (os->key_owner != c->serial) {
-                if (grow((void **)&c->stack, &c->stack_cap, sp + 1, sizeof(Py_ssize_t)) < 0) return NULL;
-                c->stack[sp++] = o;
-                missing = 1;
-            }
+            if (configs_need(c, sets, at, o, &sp, &missing) < 0) return NULL;
         }
         for (int32_t k = 0; k < s->n_scans; k++) {
             int32_t j = s->scans[3 * k + 2];
             if (j == at) continue;
-            SetObject *os = (SetObject *)PyList_GET_ITEM(sets, j);
-            if (os->key_owner != c->serial) {
-                if (grow((void **)&c->stack, &c->stack_cap, sp + 1, sizeof(Py_ssize_t)) < 0) return NULL;
-                c->stack[sp++] = j;
-                missing = 1;
-            }
+            if (configs_need(c, sets, at, j, &sp, &missing) < 0) return NULL;
         }
         if (missing) continue;
         if (c->n >= c->max) Py_RETURN_NONE;
@@ -2835,7 +2941,7 @@ static PyObject *configs_key(ConfigsObject *c, PyObject *const *args, Py_ssize_t
     return PyLong_FromLong(((SetObject *)PyList_GET_ITEM(sets, pos))->key_id);
 }
 
-static PyObject *configs_len(ConfigsObject *c, void *x) { return PyLong_FromLong(c->n); }
+static PyObject *configs_len(ConfigsObject *c, void *Py_UNUSED(x)) { return PyLong_FromLong(c->n); }
 
 static PyMethodDef configs_methods[] = {
     {"key", (PyCFunction)(void (*)(void))configs_key, METH_FASTCALL,
@@ -2859,48 +2965,69 @@ static PyTypeObject ConfigsType = {
 
 /* --------------------------------------------------------------------------------- module */
 
-static PyObject *set_errors(PyObject *self, PyObject *arg) {
+static PyObject *set_errors(PyObject *Py_UNUSED(self), PyObject *arg) {
+    if (!PyExceptionClass_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "_set_errors: expected an exception class");
+        return NULL;
+    }
     Py_XSETREF(LimitExceeded, Py_NewRef(arg));
     Py_RETURN_NONE;
 }
 
 /* _set_earley(NeedsBytes, rebuild_set): the exception class and the unpickling function */
-static PyObject *set_earley(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "_set_earley(NeedsBytes, rebuild)"); return NULL; }
+static PyObject *set_earley(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyExceptionClass_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_set_earley(NeedsBytes: exception class, rebuild: callable)");
+        return NULL;
+    }
     Py_XSETREF(NeedsBytes, Py_NewRef(args[0]));
     Py_XSETREF(RebuildSet, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
 /* csr(edges: list of lists of (lo, hi, dst), eps: list of lists of dst)
- * -> (e_off, e_lo, e_hi, e_dst, x_off, x_dst) as bytes (int32 / uint8 arrays) */
-static PyObject *csr_from_lists(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+ * -> (e_off, e_lo, e_hi, e_dst, x_off, x_dst) as bytes (int32 / uint8 arrays)
+ * Converting a number may run Python code (__index__) that changes the lists: the outer lists are
+ * snapshotted, what is being read is held, and a change of the counts raises RuntimeError. */
+static PyObject *csr_from_lists(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "csr(edges: list, eps: list)");
         return NULL;
     }
-    PyObject *edges = args[0], *eps = args[1];
-    Py_ssize_t n = PyList_GET_SIZE(edges);
-    if (PyList_GET_SIZE(eps) != n) {
+    PyObject *edges = PySequence_Tuple(args[0]);
+    PyObject *eps = edges ? PySequence_Tuple(args[1]) : NULL;
+    PyObject *o_eoff = NULL, *o_elo = NULL, *o_ehi = NULL, *o_edst = NULL, *o_xoff = NULL,
+             *o_xdst = NULL, *held = NULL;
+    if (!eps) goto fail;
+    Py_ssize_t n = PyTuple_GET_SIZE(edges);
+    if (PyTuple_GET_SIZE(eps) != n) {
         PyErr_SetString(PyExc_ValueError, "csr: edges and eps differ in length");
-        return NULL;
+        goto fail;
+    }
+    if (n > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "csr: too many states");
+        goto fail;
     }
     Py_ssize_t ne = 0, nx = 0;
     for (Py_ssize_t s = 0; s < n; s++) {
-        PyObject *l = PyList_GET_ITEM(edges, s), *x = PyList_GET_ITEM(eps, s);
+        PyObject *l = PyTuple_GET_ITEM(edges, s), *x = PyTuple_GET_ITEM(eps, s);
         if (!PyList_Check(l) || !PyList_Check(x)) {
             PyErr_SetString(PyExc_TypeError, "csr: expected lists");
-            return NULL;
+            goto fail;
         }
         ne += PyList_GET_SIZE(l);
         nx += PyList_GET_SIZE(x);
     }
-    PyObject *o_eoff = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
-    PyObject *o_elo = PyBytes_FromStringAndSize(NULL, ne);
-    PyObject *o_ehi = PyBytes_FromStringAndSize(NULL, ne);
-    PyObject *o_edst = PyBytes_FromStringAndSize(NULL, ne * 4);
-    PyObject *o_xoff = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
-    PyObject *o_xdst = PyBytes_FromStringAndSize(NULL, nx * 4);
+    if (ne > INT32_MAX || nx > INT32_MAX) {
+        raise_limit("the byte NFA has too many edges", "simplify the grammar");
+        goto fail;
+    }
+    o_eoff = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    o_elo = PyBytes_FromStringAndSize(NULL, ne);
+    o_ehi = PyBytes_FromStringAndSize(NULL, ne);
+    o_edst = PyBytes_FromStringAndSize(NULL, ne * 4);
+    o_xoff = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    o_xdst = PyBytes_FromStringAndSize(NULL, nx * 4);
     if (!o_eoff || !o_elo || !o_ehi || !o_edst || !o_xoff || !o_xdst) goto fail;
     int32_t *eoff = (int32_t *)PyBytes_AS_STRING(o_eoff), *edst = (int32_t *)PyBytes_AS_STRING(o_edst);
     int32_t *xoff = (int32_t *)PyBytes_AS_STRING(o_xoff), *xdst = (int32_t *)PyBytes_AS_STRING(o_xdst);
@@ -2909,17 +3036,21 @@ static PyObject *csr_from_lists(PyObject *self, PyObject *const *args, Py_ssize_
     for (Py_ssize_t s = 0; s < n; s++) {
         eoff[s] = (int32_t)ke;
         xoff[s] = (int32_t)kx;
-        PyObject *l = PyList_GET_ITEM(edges, s), *x = PyList_GET_ITEM(eps, s);
+        PyObject *l = PyTuple_GET_ITEM(edges, s), *x = PyTuple_GET_ITEM(eps, s);
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(l); i++) {
-            PyObject *e = PyList_GET_ITEM(l, i);
-            if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 3) {
+            if (ke >= ne) goto changed;
+            held = Py_NewRef(PyList_GET_ITEM(l, i));
+            if (!PyTuple_Check(held) || PyTuple_GET_SIZE(held) != 3) {
                 PyErr_SetString(PyExc_TypeError, "csr: an edge is not a (lo, hi, dst) tuple");
                 goto fail;
             }
-            long lo = PyLong_AsLong(PyTuple_GET_ITEM(e, 0));
-            long hi = PyLong_AsLong(PyTuple_GET_ITEM(e, 1));
-            long dst = PyLong_AsLong(PyTuple_GET_ITEM(e, 2));
-            if (PyErr_Occurred()) goto fail;
+            long lo = PyLong_AsLong(PyTuple_GET_ITEM(held, 0));
+            if (lo == -1 && PyErr_Occurred()) goto fail;
+            long hi = PyLong_AsLong(PyTuple_GET_ITEM(held, 1));
+            if (hi == -1 && PyErr_Occurred()) goto fail;
+            long dst = PyLong_AsLong(PyTuple_GET_ITEM(held, 2));
+            if (dst == -1 && PyErr_Occurred()) goto fail;
+            Py_CLEAR(held);
             if (lo < 0 || hi > 255 || lo > hi || dst < 0 || dst >= n) {
                 PyErr_SetString(PyExc_ValueError, "csr: invalid edge");
                 goto fail;
@@ -2927,16 +3058,26 @@ static PyObject *csr_from_lists(PyObject *self, PyObject *const *args, Py_ssize_
             elo[ke] = (uint8_t)lo; ehi[ke] = (uint8_t)hi; edst[ke] = (int32_t)dst; ke++;
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(x); i++) {
-            long dst = PyLong_AsLong(PyList_GET_ITEM(x, i));
-            if (PyErr_Occurred()) goto fail;
+            if (kx >= nx) goto changed;
+            held = Py_NewRef(PyList_GET_ITEM(x, i));
+            long dst = PyLong_AsLong(held);
+            Py_CLEAR(held);
+            if (dst == -1 && PyErr_Occurred()) goto fail;
             if (dst < 0 || dst >= n) { PyErr_SetString(PyExc_ValueError, "csr: invalid eps"); goto fail; }
             xdst[kx++] = (int32_t)dst;
         }
     }
+    if (ke != ne || kx != nx) goto changed;
     eoff[n] = (int32_t)ke;
     xoff[n] = (int32_t)kx;
+    Py_DECREF(edges);
+    Py_DECREF(eps);
     return Py_BuildValue("(NNNNNN)", o_eoff, o_elo, o_ehi, o_edst, o_xoff, o_xdst);
+changed:
+    PyErr_SetString(PyExc_RuntimeError, "csr: the edge lists changed while being read");
 fail:
+    Py_XDECREF(held);
+    Py_XDECREF(edges); Py_XDECREF(eps);
     Py_XDECREF(o_eoff); Py_XDECREF(o_elo); Py_XDECREF(o_ehi);
     Py_XDECREF(o_edst); Py_XDECREF(o_xoff); Py_XDECREF(o_xdst);
     return NULL;
@@ -2953,8 +3094,12 @@ static PyMethodDef module_methods[] = {
     {NULL}};
 
 static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "structgen._native",
-    "C accelerators for structgen (optional; see structgen/_accel.py).", -1, module_methods};
+    PyModuleDef_HEAD_INIT,
+    .m_name = "structgen._native",
+    .m_doc = "C accelerators for structgen (optional; see structgen/_accel.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&DfaType) < 0 || PyType_Ready(&TrieType) < 0 || PyType_Ready(&SetType) < 0 ||
