@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="only the first N schemas (smoke runs)")
     p.add_argument("--rejudge", action="store_true", help="recompute DIR/traps.json's verdicts")
     p.add_argument("--whitespace", default="", help="structgen's layout (default: generate's)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep DIR/traps.json's records and run only what they lack")  # fmt: skip
     args = p.parse_args(argv)
     global WHITESPACE
     WHITESPACE = args.whitespace
@@ -405,10 +407,15 @@ def main(argv: list[str] | None = None) -> int:
         record(ctx, engine, warm, "greedy", args, judges)
     records: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.resume and (args.out / "traps.json").exists():  # keep what an earlier run finished
+        records = json.loads((args.out / "traps.json").read_text())["records"]
+    done = {(r["id"], r["decoding"], r["engine"]) for r in records}
     started = time.time()
     for item in todo:
         for decoding in decodings:
             for engine in engines:
+                if (item["id"], decoding, engine) in done:
+                    continue
                 rec = record(ctx, engine, item, decoding, args, judges)
                 records.append(rec)
                 print(
@@ -422,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                         "code": code_hash(), "records": records}, indent=1)  # fmt: skip
         )
+    records = [r for r in records if r["engine"] in engines]  # a resumed run's engines only
     rows = summarise(records)
     text = markdown(rows, records)
     (args.out / "traps.json").write_text(
