@@ -66,6 +66,11 @@ static int get_buf(PyObject *obj, Buf *b, Py_ssize_t itemsize, const char *what)
                      what, b->view.itemsize);
         return -1;
     }
+    if (itemsize > 1 && b->view.len && (uintptr_t)b->view.buf % (uintptr_t)itemsize) { /* read in place */
+        PyErr_Format(PyExc_ValueError, "%s: buffer not aligned to its %zd-byte items", what,
+                     itemsize);
+        return -1;
+    }
     if (itemsize && b->view.len % itemsize) {
         PyErr_Format(PyExc_ValueError, "%s: buffer length %zd is not a multiple of %zd", what,
                      b->view.len, itemsize);
@@ -2627,8 +2632,8 @@ static PyObject *earley_drop_failing(EarleyObject *e, PyObject *const *args, Py_
     uint8_t *path = NULL;
     Ctx c;
     int ctx_ok = 0;
-    if (bm.view.len < (Py_ssize_t)t->words * 4) {
-        PyErr_SetString(PyExc_ValueError, "drop_failing: mask too short");
+    if (bm.view.len < (Py_ssize_t)t->words * 4 || (uintptr_t)bm.view.buf % 4) {
+        PyErr_SetString(PyExc_ValueError, "drop_failing: mask too short or not aligned");
         goto done;
     }
     if (ctx_init(e, &c) < 0) goto done;
@@ -3108,18 +3113,10 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ABI", NATIVE_ABI) < 0) goto fail;
-    Py_INCREF(&DfaType);
-    if (PyModule_AddObject(m, "Dfa", (PyObject *)&DfaType) < 0) goto fail;
-    Py_INCREF(&TrieType);
-    if (PyModule_AddObject(m, "Trie", (PyObject *)&TrieType) < 0) goto fail;
-    Py_INCREF(&SetType);
-    if (PyModule_AddObject(m, "EarleySet", (PyObject *)&SetType) < 0) goto fail;
-    Py_INCREF(&EarleyType);
-    if (PyModule_AddObject(m, "Earley", (PyObject *)&EarleyType) < 0) goto fail;
-    Py_INCREF(&ConfigsType);
-    if (PyModule_AddObject(m, "Configs", (PyObject *)&ConfigsType) < 0) goto fail;
-    Py_INCREF(&FragType);
-    if (PyModule_AddObject(m, "Fragment", (PyObject *)&FragType) < 0) goto fail;
+    /* PyModule_AddType: the module's reference is taken only on success (no leak on failure) */
+    PyTypeObject *types[] = {&DfaType, &TrieType, &SetType, &EarleyType, &ConfigsType, &FragType};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (PyModule_AddType(m, types[i]) < 0) goto fail;
     return m;
 fail:
     Py_DECREF(m);

@@ -322,3 +322,22 @@ def test_native_and_pure_earley_sets_unpickle_alike() -> None:
         pure_set = earley._rebuild_set(*parts)
     for name in ("byte", "items", "waiting", "scans", "accepting"):
         assert getattr(native_set, name) == getattr(pure_set, name), name
+
+
+def test_misaligned_buffers_are_refused() -> None:
+    """int32/int64 arrays are read in place: a misaligned view (UB, flagged by UBSan) is refused."""
+    d = _dfa_a()
+    raw = memoryview(bytearray(9))[1:]  # 8 bytes at an odd address
+    with pytest.raises(ValueError):
+        d.gather(raw, b"\x00\x00")
+    with pytest.raises(ValueError):
+        d.has_out_many(raw)
+    t = nat.Trie(_i32([0, 0, 1]), b"\x00ab", _i32([0, 1, 2]), b"\x00\x01\x01")
+    with pytest.raises(ValueError):
+        t.cfg_walk(d, d.initial, raw)
+    e = _earley_a()
+    with pytest.raises(ValueError):
+        e.drop_failing([e.initial()], 1, t, 0, b"", memoryview(bytearray(5))[1:])
+    assert np.frombuffer(d.has_out_many(memoryview(bytearray(9))[:8]), bool).tolist() == [
+        False, False
+    ]
