@@ -341,3 +341,27 @@ def test_misaligned_buffers_are_refused() -> None:
     assert np.frombuffer(d.has_out_many(memoryview(bytearray(9))[:8]), bool).tolist() == [
         False, False
     ]
+
+
+def test_pickling_and_copying() -> None:
+    """Chart sets round-trip through pickle and copy; the other C objects refuse (TypeError): their
+    Python owners pickle what rebuilds them (NativeLazyByteDFA.__getstate__, ByteNFA's arrays)."""
+    import copy
+
+    e = _earley_a()
+    s = e.advance([e.initial()], 1, b"a")[0]
+    for twin in (copy.copy(s), copy.deepcopy(s), pickle.loads(pickle.dumps(s))):
+        assert type(twin) is type(s) and twin is not s
+        assert (twin.byte, twin.items, twin.waiting, twin.scans, twin.accepting) == (
+            s.byte, s.items, s.waiting, s.scans, s.accepting
+        )
+    s.key = ("owner", 3)
+    assert s.key == ("owner", 3)
+    del s.key
+    assert s.key is None
+    trie = nat.Trie(_i32([0, 0, 1]), b"\x00ab", _i32([0, 1, 2]), b"\x00\x01\x01")
+    frag = nat.Fragment(2, [(0, 97, 97, 1)], [], [])
+    for obj in (_dfa_a(), trie, e, nat.Configs(3), frag):
+        for fn in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError):
+                fn(obj)
