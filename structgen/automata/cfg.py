@@ -140,11 +140,22 @@ def _shared_terminal(key: tuple[Any, ...]) -> LazyByteDFA | None:
         return dfa
 
 
+# the states of all shared terminals are summed every this many insertions, not at each one
+# (a sum over up to _MAX_SHARED_TERMINALS automata per new terminal was a fifth of compile time)
+_STATES_CHECK_EVERY = 32
+_inserts_since_check = 0
+
+
 def _share_terminal(key: tuple[Any, ...], dfa: LazyByteDFA) -> None:
+    global _inserts_since_check
     with _SHARED_LOCK:
         _SHARED_TERMINALS[key] = dfa
         while len(_SHARED_TERMINALS) > _MAX_SHARED_TERMINALS:
             _SHARED_TERMINALS.popitem(last=False)
+        _inserts_since_check += 1
+        if _inserts_since_check < _STATES_CHECK_EVERY:
+            return
+        _inserts_since_check = 0
         states = sum(d.num_states for d in _SHARED_TERMINALS.values())
         while states > _MAX_SHARED_STATES and len(_SHARED_TERMINALS) > 1:
             states -= _SHARED_TERMINALS.popitem(last=False)[1].num_states

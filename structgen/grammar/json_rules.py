@@ -8,7 +8,7 @@ cycles that consume no input (a validator would recurse forever on them).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from structgen.errors import InvalidSchema
@@ -43,24 +43,6 @@ def _bottom_up(expr: Expr, memo: dict[int, Any], combine: Callable[[Expr, list[A
             continue
         memo[id(node)] = combine(node, [memo[id(kid)] for kid in kids])
     return memo[id(expr)]
-
-
-def _productive(expr: Expr, known: set[str], memo: dict[int, bool]) -> bool:
-    def combine(node: Expr, kids: list[bool]) -> bool:
-        if isinstance(node, (Lit, Regex)):
-            return True
-        if isinstance(node, Ref):
-            return node.name in known
-        if isinstance(node, Seq):
-            return all(kids)
-        if isinstance(node, Alt):
-            return any(kids)
-        if isinstance(node, Check):  # checks only narrow: productive if the item is
-            return kids[0]
-        assert isinstance(node, Repeat)
-        return node.min == 0 or kids[0]
-
-    return bool(_bottom_up(expr, memo, combine))
 
 
 def _prune(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | None:
@@ -98,19 +80,6 @@ def _prune(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | 
         return node if same else Repeat(kids[0], node.min, node.max)
 
     return _bottom_up(expr, memo, combine)  # type: ignore[no-any-return]
-
-
-def _refs(expr: Expr, into: set[str], seen: set[int]) -> set[str]:
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, Ref):
-            into.add(node.name)
-        stack.extend(_children(node))
-    return into
 
 
 def _nullable(expr: Expr, memo: dict[int, bool]) -> bool:
@@ -179,18 +148,14 @@ def finish_rules(
     Raises:
         InvalidSchema: the schema accepts nothing, or has a ``$ref`` cycle consuming no input.
     """
-    _check_progress(rules, pointers, _reachable(rules, start))
-    known: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, expr in rules.items():
-            if name not in known and _productive(expr, known, {}):
-                known.add(name)
-                changed = True
+    reachable = _reachable(rules, start)
+    _check_progress(rules, pointers, reachable)
+    known, every_node = _productive_rules(rules)
     if start not in known:
         where, why = unsatisfiable
         raise InvalidSchema(f"unsatisfiable schema: {why}", location=where)
+    if every_node:  # nothing to prune: the rules and what they reach stay as they are
+        return [(name, rules[name]) for name in rules if name in reachable]
     memo: dict[int, Expr | None] = {}
     pruned: dict[str, Expr] = {}
     for name, expr in rules.items():
@@ -200,14 +165,89 @@ def finish_rules(
     return [(name, pruned[name]) for name in rules if name in reachable]
 
 
+def _productive_rules(rules: Mapping[str, Expr]) -> tuple[set[str], bool]:
+    """The rules that derive some string, and whether every node under the rules does.
+
+    The least fixpoint of "a literal or regex is productive; a sequence when all its items are,
+    an alternation when one is, a repeat when its minimum is 0 or its item is, a check when its
+    item is, a reference when its rule is", computed by propagation from the leaves: each
+    distinct node is visited once and each parent link followed once (linear), where re-walking
+    every rule until nothing changes costs a walk of every rule per round.
+    """
+    nodes: dict[int, Expr] = {}  # id -> node (kept alive while ids are compared)
+    need: dict[int, int] = {}  # id -> productive children still needed
+    parents: dict[int, list[int]] = {}
+    refs_to: dict[str, list[Expr]] = {}
+    rules_of: dict[int, list[str]] = {}
+    for name, expr in rules.items():
+        rules_of.setdefault(id(expr), []).append(name)
+    ready: list[Expr] = []
+    stack = list(rules.values())
+    while stack:
+        node = stack.pop()
+        nid = id(node)
+        if nid in nodes:
+            continue
+        nodes[nid] = node
+        kind = type(node)
+        if kind is Lit or kind is Regex:
+            ready.append(node)
+            continue
+        if kind is Ref:
+            refs_to.setdefault(node.name, []).append(node)  # type: ignore[union-attr]
+            continue
+        kids = _children(node)
+        if kind is Seq:
+            need[nid] = len(kids)
+        elif kind is Repeat and node.min == 0:  # type: ignore[union-attr]
+            need[nid] = 0
+        else:  # Alt (an empty one is never productive), Check, Repeat with a minimum
+            need[nid] = 1
+        if need[nid] == 0:
+            ready.append(node)
+        for kid in kids:
+            parents.setdefault(id(kid), []).append(nid)
+        stack.extend(kids)
+    done: set[int] = set()
+    known: set[str] = set()
+    while ready:
+        node = ready.pop()
+        nid = id(node)
+        if nid in done:
+            continue
+        done.add(nid)
+        for pid in parents.get(nid, ()):
+            left = need[pid] - 1
+            need[pid] = left
+            if left == 0:
+                ready.append(nodes[pid])
+        for name in rules_of.get(nid, ()):
+            known.add(name)
+            ready.extend(refs_to.get(name, ()))
+    return known, len(done) == len(nodes)
+
+
 def _reachable(rules: Mapping[str, Expr], start: str) -> set[str]:
+    """The rules ``start`` reaches (one walk: a node shared by several rules is visited once)."""
     reachable, todo = {start}, [start]
+    seen: set[int] = set()
     while todo:
-        for nxt in _refs(rules[todo.pop()], set(), set()):
-            if nxt not in reachable and nxt in rules:
-                reachable.add(nxt)
-                todo.append(nxt)
+        for node in _unseen(rules[todo.pop()], seen):
+            if isinstance(node, Ref) and node.name not in reachable and node.name in rules:
+                reachable.add(node.name)
+                todo.append(node.name)
     return reachable
+
+
+def _unseen(root: Expr, seen: set[int]) -> Iterator[Expr]:
+    """The nodes under ``root`` (not through ``Ref``) not in ``seen``, each once; adds them."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            yield node
+            stack.extend(_children(node))
 
 
 def _check_progress(

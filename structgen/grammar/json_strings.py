@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import interegular
 
@@ -80,6 +81,7 @@ def _hex_digit(digit: str) -> str:
     return f"[{digit.lower()}{digit.upper()}]" if digit.isalpha() else digit
 
 
+@lru_cache(maxsize=4096)
 def _spellings(ch: str) -> str:
     """Regex for every JSON spelling of the single (BMP, non-surrogate) character ``ch``."""
     options = []
@@ -122,7 +124,13 @@ class _Trie:
 
 def _other_char(excluded: Iterable[str]) -> str:
     """Regex for one string character (any spelling) whose decoded value is not in ``excluded``."""
-    excluded = sorted(set(excluded))
+    return _other_char_of(tuple(sorted(set(excluded))))
+
+
+@lru_cache(maxsize=4096)
+def _other_char_of(excluded: tuple[str, ...]) -> str:
+    """``_other_char`` of sorted, distinct characters (memoised: trie nodes of keys repeat the
+    same few characters, across objects and schemas)."""
     raw = RAW_CHAR[:-1] + "".join(_class_escape(c) for c in excluded if ord(c) >= 0x20) + "]"
     simple = "".join(
         _class_escape(esc) for ch, esc in _SIMPLE_ESCAPES.items() if ch not in excluded
@@ -136,11 +144,17 @@ def _other_char(excluded: Iterable[str]) -> str:
     return "(?:" + "|".join(options) + ")"
 
 
+@lru_cache(maxsize=4096)
+def _regex(pattern: str) -> Regex:
+    """One ``Regex`` object per pattern (the engines memoise per node object)."""
+    return Regex(pattern)
+
+
 def _leave(node: _Trie) -> Expr:
     """Key prefixes (from ``node``) followed by the first character that leaves the trie."""
-    alternatives = [Regex(_other_char(node.children or {}))]
+    alternatives: list[Expr] = [_regex(_other_char(node.children or {}))]
     for ch, child in sorted((node.children or {}).items()):
-        alternatives.append(seq(Regex(_spellings(ch)), _leave(child)))
+        alternatives.append(seq(_regex(_spellings(ch)), _leave(child)))
     return alt(*alternatives)
 
 
@@ -150,7 +164,7 @@ def _stop(node: _Trie) -> Expr | None:
     for ch, child in sorted((node.children or {}).items()):
         rest = _stop(child)
         if rest is not None:
-            alternatives.append(seq(Regex(_spellings(ch)), rest))
+            alternatives.append(seq(_regex(_spellings(ch)), rest))
     return alt(*alternatives) if alternatives else None
 
 
