@@ -4,6 +4,7 @@ from structgen.compiler import CompiledGrammar, CompileLimits, compile
 from structgen.errors import (
     ConfigurationError,
     ConstraintViolation,
+    DeadEnd,
     GrammarError,
     IncompatibleVocabulary,
     InternalError,
@@ -52,6 +53,7 @@ __all__ = [
     "CompiledGrammar",
     "ConfigurationError",
     "ConstraintViolation",
+    "DeadEnd",
     "GenerationResult",
     "Grammar",
     "GrammarError",

@@ -80,6 +80,33 @@ class ConstraintViolation(StructgenError):
     """A token the constraint rejects reached an integration that cannot return it as a value."""
 
 
+class DeadEnd(ConstraintViolation):
+    """No token can continue the text: it is incomplete, and a semantic check refuses every
+    completion the grammar would allow (a keyword checked on completion, not in the grammar).
+
+    Args:
+        message: what went wrong.
+        text: the text generated so far (decoded).
+        **kwargs: ``location``, ``keyword``, ``hint`` as for every structgen error.
+    """
+
+    def __init__(self, message: str, *, text: str = "", **kwargs: str | None) -> None:
+        self.text = text
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def at(cls, text: str, where: str = "") -> DeadEnd:
+        """The error for a dead end after ``text`` (``where``: e.g. ``"row 0: "``)."""
+        shown = text if len(text) <= 300 else "..." + text[-300:]
+        return cls(
+            f"{where}dead end: no token can continue the output, a semantic check refuses every "
+            f"completion of the value being written; generated so far: {shown!r}",
+            text=text,
+            hint="generate() backs up over dead ends (recovery='auto'); a schema whose checked "
+            "keywords (oneOf, not, dependentRequired...) contradict the rest makes them likely",
+        )
+
+
 class InternalError(StructgenError):
     """A broken invariant inside structgen (e.g. an empty mask in a live state). Please report."""
 
@@ -87,6 +114,7 @@ class InternalError(StructgenError):
 __all__ = [
     "ConfigurationError",
     "ConstraintViolation",
+    "DeadEnd",
     "GrammarError",
     "IncompatibleVocabulary",
     "InternalError",

@@ -61,6 +61,7 @@ from typing import Any
 from structgen.errors import ConfigurationError, InvalidSchema, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck
+from structgen.grammar.json_contradictions import checked_contradiction
 from structgen.grammar.json_layout import (
     MAX_PRETTY_DEPTH,
     PRETTY_MARK,
@@ -360,6 +361,10 @@ class SchemaLowering(TypeLowering):
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
             return expr
+        if isinstance(schema, Mapping):
+            found = checked_contradiction(schema, keywords, self._types(schema, ctx))
+            if found is not None:  # the check would refuse every value: a dead end
+                return self._never(ctx.child(found[0]), found[1])
         why = self.refs.uncheckable(ctx.pointer)
         if why is not None:
             message = f"a semantic check here ({', '.join(sorted(keywords))}) would need {why}"
@@ -624,7 +629,7 @@ class SchemaLowering(TypeLowering):
                 low <= len(value) and (high is None or len(value) <= high)
             ):
                 continue
-            if is_number(value) and not within(value, bounds):
+            if is_number(value) and (bounds is None or not within(value, bounds)):
                 continue
             if isinstance(value, (list, Mapping)):
                 containers.append(self._literal(value, ctx))

@@ -351,8 +351,9 @@ class TypeLowering(LoweringBase):
 
     def _bounds(
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
-    ) -> dict[str, Any]:
-        """The numeric bounds in ``active``, validated, by keyword."""
+    ) -> dict[str, Any] | None:
+        """The numeric bounds in ``active``, validated, by keyword; ``None`` (the reason
+        recorded) where no number satisfies them."""
         found = {}
         for key in BOUNDS:
             if key in active:
@@ -364,8 +365,7 @@ class TypeLowering(LoweringBase):
                     self._invalid(ctx.at(key), key, f"{key} must be a number, got {value!r}")
                 found[key] = value
         if numeric_interval_empty(*(found.get(k) for k in BOUNDS)):
-            key = next(iter(found))
-            self._invalid(ctx.at(key), key, f"unsatisfiable: no number satisfies {found}")
+            return self._never(ctx.child(next(iter(found))), f"no number satisfies {found}")
         return found
 
     def _lower_string(
@@ -373,12 +373,8 @@ class TypeLowering(LoweringBase):
     ) -> Expr | None:
         low = self._count(schema, ctx, "minLength", active) or 0
         high = self._count(schema, ctx, "maxLength", active)
-        if high is not None and low > high:
-            self._invalid(
-                ctx.at("maxLength"),
-                "maxLength",
-                f"unsatisfiable: minLength {low} > maxLength {high}",
-            )
+        if high is not None and low > high:  # no string: other types may remain
+            return self._never(ctx.child("maxLength"), f"minLength {low} > maxLength {high}")
         body = None
         restricted = False  # a format grammar that leaves out some valid strings
         if "format" in active:
@@ -470,6 +466,8 @@ class TypeLowering(LoweringBase):
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
     ) -> Expr | None:
         bounds = self._bounds(schema, ctx, active)
+        if bounds is None:
+            return None
         fraction = self.integral_floats
         if "multipleOf" in active:
             return self._lower_numeric(schema, ctx, active, bounds, integer=True)
@@ -491,6 +489,8 @@ class TypeLowering(LoweringBase):
         self, schema: Mapping[str, Any], ctx: SchemaCtx, active: list[str]
     ) -> Expr | None:
         bounds = self._bounds(schema, ctx, active)
+        if bounds is None:
+            return None
         if not bounds and "multipleOf" not in active:
             return Regex(NUMBER_PATTERN)
         return self._lower_numeric(schema, ctx, active, bounds, integer=False)
@@ -602,8 +602,10 @@ class TypeLowering(LoweringBase):
                     return self._never(ctx.child("propertyNames"), f"required {key!r} is invalid")
                 continue  # a declared key propertyNames rejects can never appear
             value = self.lower(sub, ctx.child("properties", key))
-            if value is None and key in required:
-                return self._never(ctx.child("properties", key), f"required {key!r} is impossible")
+            if value is None and key in required:  # the reason found inside is reported
+                return self._never(
+                    ctx.child("properties", key), f"required {key!r} is impossible", generic=True
+                )
             if value is not None:
                 entries.append((seq(self._key(key), self.colon, value), key in required))
         undeclared = [k for k in required if k not in props]
@@ -689,10 +691,8 @@ class TypeLowering(LoweringBase):
     ) -> Expr | None:
         low = self._count(schema, ctx, "minItems", active) or 0
         high = self._count(schema, ctx, "maxItems", active)
-        if high is not None and low > high:
-            self._invalid(
-                ctx.at("maxItems"), "maxItems", f"unsatisfiable: minItems {low} > maxItems {high}"
-            )
+        if high is not None and low > high:  # no array: other types may remain
+            return self._never(ctx.child("maxItems"), f"minItems {low} > maxItems {high}")
         need = low  # the real minimum, for the satisfiability tests below
         low, high = self._unrolled(ctx, low, high, ("minItems", "maxItems"))
         unique = schema.get("uniqueItems") is True and "uniqueItems" in self.checked_keywords.get(

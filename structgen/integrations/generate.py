@@ -24,7 +24,7 @@ from structgen.grammar.json_layout import GENERATION_WHITESPACE
 from structgen.integrations.lm import CausalLM
 from structgen.sampling.awrs import AWRS
 from structgen.sampling.masked import Masked
-from structgen.sampling.warp import SamplingParams
+from structgen.sampling.warp import NoAllowedToken, SamplingParams
 from structgen.tokens.vocabulary import Vocabulary
 
 SamplerName = Literal["awrs", "masked", "smc", "asap", "cars", "imh"]
@@ -68,7 +68,8 @@ class GenerationResult:
             the bytes of the removed prompt token.
         complete: True iff the output is a complete string of the grammar.
         value: the parsed JSON value (schemas only, and only when complete), else None.
-        reason: why generation stopped (``eos``, ``grammar_complete``, ``max_new_tokens``).
+        reason: why generation stopped (``eos``, ``grammar_complete``, ``max_new_tokens``, or
+            ``dead_end``: a semantic check refused every continuation, see ``DeadEnd``).
         stats: timings and counters.
         log_weight: log importance weight of the sample towards the model's distribution
             conditioned on the grammar (docs/sampling.md): Σ log Z_t for ``masked``/``awrs``
@@ -342,7 +343,13 @@ def generate(
         t1 = time.perf_counter()
         logits = lm.forward([pending], cache, last_only=True).logits[0, -1]
         t2 = time.perf_counter()
-        token, step_log_weight = chooser.sample(logits, matcher, generator)
+        try:
+            token, step_log_weight = chooser.sample(logits, matcher, generator)
+        except NoAllowedToken:
+            if not matcher.is_dead_end():
+                raise  # the warps excluded every allowed token: the user's settings
+            reason = "dead_end"  # nothing is allowed at all (recovery, if on, gave up)
+            break
         log_weight += step_log_weight
         accepted = matcher.consume_token(token)
         stats.model_s += t2 - t1
@@ -369,7 +376,7 @@ def generate(
         stats.full_masks = chooser.stats.full_masks - base_masks
     data = vocab.decode(tokens)[len(healed) :]
     text = data.decode("utf-8", errors="replace")
-    complete = reason != "max_new_tokens" and matcher.is_accepting()
+    complete = reason not in ("max_new_tokens", "dead_end") and matcher.is_accepting()
     value = None
     if schema is not None and complete:
         value = json.loads(data)
@@ -439,10 +446,13 @@ def generate_json(model: Any, tokenizer: Any, prompt: Any, schema: Any, **kwargs
 
     Raises:
         ConstraintViolation: the output did not complete within ``max_new_tokens``.
+        DeadEnd: the output reached a dead end (``reason == "dead_end"``).
     """
-    from structgen.errors import ConstraintViolation
+    from structgen.errors import ConstraintViolation, DeadEnd
 
     result = generate(model, tokenizer, prompt, schema=schema, **kwargs)
+    if result.reason == "dead_end":
+        raise DeadEnd.at(result.text)
     if not result.complete:
         raise ConstraintViolation(
             f"generation stopped before the JSON value was complete ({result.reason}): "

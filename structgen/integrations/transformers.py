@@ -30,7 +30,7 @@ from typing import Any, Literal
 import torch
 
 from structgen.compiler import CompiledGrammar
-from structgen.errors import ConfigurationError, ConstraintViolation
+from structgen.errors import ConfigurationError, ConstraintViolation, DeadEnd
 from structgen.runtime.bitmask_torch import apply_token_bitmask_inplace
 from structgen.runtime.matcher import Matcher
 
@@ -152,7 +152,13 @@ class StructgenLogitsProcessor:
         return vocab.decode(tokens).decode("utf-8", errors="replace")
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        """Mask ``scores`` (``float[batch, vocab]``) given ``input_ids`` (``long[batch, seq]``)."""
+        """Mask ``scores`` (``float[batch, vocab]``) given ``input_ids`` (``long[batch, seq]``).
+
+        Raises:
+            DeadEnd: a row's text is incomplete and no token is allowed after it (a semantic
+                check refuses every completion), at the step whose mask would be empty.
+            ConstraintViolation: a row holds a token the grammar rejects.
+        """
         if scores.dim() != 2 or input_ids.dim() != 2 or scores.shape[0] != input_ids.shape[0]:
             raise ConfigurationError(
                 f"Invalid shapes: expected input_ids[batch, seq] and scores[batch, vocab], got "
@@ -173,18 +179,29 @@ class StructgenLogitsProcessor:
                 bitmasks.append(None)
                 continue
             if self.mode == "fast":
-                self._keep_best_allowed(out[row], matcher)
+                if not self._keep_best_allowed(out[row], matcher):
+                    self._dead_end(row, rows[row])
                 bitmasks.append(None)
             else:
-                bitmasks.append(torch.from_numpy(matcher.next_token_bitmask_np()))
+                words = matcher.next_token_bitmask_np()
+                if not words.any():  # EOS would be set if the text were complete
+                    self._dead_end(row, rows[row])
+                bitmasks.append(torch.from_numpy(words))
         for row, words in enumerate(bitmasks):
             if words is not None:
                 apply_token_bitmask_inplace(out[row], words)
         return out
 
+    def _dead_end(self, row: int, ids: list[int]) -> None:
+        """Raise ``DeadEnd``: nothing is allowed after this row's tokens. Without it the model
+        would pick a masked token (every score ``-inf``) and the next call would fail on it."""
+        assert self._prompt_len is not None
+        raise DeadEnd.at(self._decode(ids[self._prompt_len :]), f"row {row}: ")
+
     @staticmethod
-    def _keep_best_allowed(row_scores: torch.Tensor, matcher: Matcher) -> None:
-        """Greedy fast path: keep only the highest-scoring allowed token."""
+    def _keep_best_allowed(row_scores: torch.Tensor, matcher: Matcher) -> bool:
+        """Greedy fast path: keep only the highest-scoring allowed token; False where no token
+        at all is allowed (a dead end)."""
         order = torch.argsort(row_scores, descending=True)
         for chunk_start in range(0, order.numel(), 64):
             for token in order[chunk_start : chunk_start + 64].tolist():
@@ -194,9 +211,10 @@ class StructgenLogitsProcessor:
                     best = row_scores[token].clone()
                     row_scores.fill_(float("-inf"))
                     row_scores[token] = best
-                    return
-        words = torch.from_numpy(matcher.next_token_bitmask_np())
-        apply_token_bitmask_inplace(row_scores, words)
+                    return True
+        words = matcher.next_token_bitmask_np()
+        apply_token_bitmask_inplace(row_scores, torch.from_numpy(words))
+        return bool(words.any())
 
 
 __all__ = ["StructgenLogitsProcessor"]

@@ -209,6 +209,15 @@ class Matcher:
             return False
         return bool(self._index.can_continue(self._state))
 
+    def is_dead_end(self) -> bool:
+        """Whether nothing is allowed next, EOS included, before EOS was consumed: a semantic
+        check refuses every completion of the text so far (the grammar alone never gets here)."""
+        if self._state is _TERMINATED:
+            return False
+        if self._index.is_accepting(self._state):
+            return False
+        return not self._index.token_bitmask(self._state).any()
+
     def forced_bytes(self) -> bytes:
         """The bytes every continuation must start with (empty if there is a choice)."""
         if self._state is _TERMINATED:

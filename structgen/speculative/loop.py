@@ -41,7 +41,7 @@ from structgen.compiler import CompiledGrammar
 from structgen.errors import ConfigurationError, InternalError
 from structgen.runtime.matcher import Matcher
 from structgen.sampling.awrs import AWRS
-from structgen.sampling.warp import SamplingParams
+from structgen.sampling.warp import NoAllowedToken, SamplingParams
 from structgen.speculative.adaptive import AdaptiveDraftLength, DraftLength
 from structgen.speculative.base import Drafter, DraftRequest
 from structgen.speculative.verify import (
@@ -472,7 +472,8 @@ def decode_speculative(
     ConfigurationError
         Invalid arguments.
     NoAllowedToken
-        The warps left no allowed token.
+        The warps left no allowed token. (Where nothing is allowed at all, a dead end, the
+        outcome's reason is ``"dead_end"`` instead.)
     """
     if max_new_tokens < 1:
         raise ConfigurationError(f"Invalid max_new_tokens: expected >= 1, got {max_new_tokens}")
@@ -513,4 +514,8 @@ def decode_speculative(
             run.step()
     except _Finished as done:
         reason = done.reason
+    except NoAllowedToken:
+        if not run.matcher.is_dead_end():
+            raise  # the warps excluded every allowed token
+        reason = "dead_end"  # a check refuses every continuation (see errors.DeadEnd)
     return SpeculativeOutcome(run.tokens, reason, run.matcher, run.stats)

@@ -187,7 +187,8 @@ class CfgTokenIndex:
         """Whether some non-EOS token is allowed next."""
         if not state.last.scans:
             return False
-        if self._single_bytes:  # any live byte is then a token
+        if self._single_bytes and not self.bnf.predicates:  # any live byte is then a token
+            # (with checks, a live byte may still be one they refuse: ``nul`` under enum [[]])
             return True
         return bool(self.token_bitmask(state).any())
 

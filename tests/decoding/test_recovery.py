@@ -15,10 +15,9 @@ import torch
 import structgen as sg
 from structgen.decoding.recovery import JsonScanner, RecoveryOptions
 from structgen.decoding.refuted import RefutedPrefixes, TokenPrefixIndex
-from structgen.errors import ConfigurationError
+from structgen.errors import ConfigurationError, DeadEnd
 from structgen.integrations import generate as gen_module
 from structgen.integrations.lm import CausalLM, Step
-from structgen.sampling.warp import NoAllowedToken
 
 EXTRA = [b'"a"', b'"b"', b", ", b'"]', b"8.5", b"0.5"]
 VOCAB = sg.Vocabulary.byte_level(EXTRA)
@@ -65,10 +64,16 @@ class FakeTokenizer:
         return {"input_ids": [TOKEN[b"\n"]]}
 
 
-def _run(policy: Any, schema: Any, **kwargs: Any) -> sg.GenerationResult:
+def _tokenizer() -> FakeTokenizer:
     tok = FakeTokenizer()
     gen_module._VOCABS[tok] = VOCAB  # the vocabulary of this fake tokenizer
-    return sg.generate(ScriptedLM(policy), tok, "x", schema=schema, **kwargs)
+    return tok
+
+
+def _run(policy: Any, schema: Any, **kwargs: Any) -> sg.GenerationResult:
+    # the scripted policies write ``", "``: the flexible layout (generate asks for compact)
+    kwargs.setdefault("schema_options", {"whitespace": "flexible"})
+    return sg.generate(ScriptedLM(policy), _tokenizer(), "x", schema=schema, **kwargs)
 
 
 def _inside_string(text: bytes) -> bool:
@@ -125,8 +130,8 @@ ENUM_ITEMS = {
 def test_a_prefix_with_no_completion_is_a_dead_end_without_recovery() -> None:
     """``["a", "a`` is a prefix of the grammar (the check fires only when the item completes)
     whose one completion the check refuses: masked decoding has nowhere to go."""
-    with pytest.raises(NoAllowedToken):
-        _run(duplicating_policy, ENUM_ITEMS, max_new_tokens=40, recovery="off")
+    stuck = _run(duplicating_policy, ENUM_ITEMS, max_new_tokens=40, recovery="off")
+    assert stuck.reason == "dead_end" and not stuck.complete and stuck.text == '["a", "a'
     result = _run(duplicating_policy, ENUM_ITEMS, max_new_tokens=40)
     assert result.complete, result.text
     jsonschema.validate(result.value, ENUM_ITEMS)
@@ -301,8 +306,11 @@ def test_a_prefix_with_no_allowed_token_at_all_is_backed_over() -> None:
         nxt = b"null"[len(text) : len(text) + 1] if b"null".startswith(text) else b""
         return [nxt, b"["] if nxt else [b"["]
 
-    with pytest.raises(NoAllowedToken):
-        _run(policy, schema, max_new_tokens=20, recovery="off")
+    stuck = _run(policy, schema, max_new_tokens=20, recovery="off")
+    assert (stuck.reason, stuck.text, stuck.complete) == ("dead_end", "nul", False)
+    with pytest.raises(DeadEnd, match="dead end.*'nul'") as info:
+        sg.generate_json(ScriptedLM(policy), _tokenizer(), "x", schema, recovery="off")
+    assert info.value.text == "nul"
     result = _run(policy, schema, max_new_tokens=20)
     assert result.complete and result.value == []
     assert result.stats.backtracks >= 1
@@ -343,3 +351,43 @@ def test_long_integers_and_ordinary_values_are_not_runaways() -> None:
     result = _run(policy, schema, max_new_tokens=40)
     assert result.complete and result.value == {"x": 1400000000000}
     assert result.stats.backtracks == 0
+
+
+NUL_SCHEMA = {"allOf": [{"enum": [[]]}, {"not": {"type": "string"}}]}
+
+
+def _wants_null(text: bytes) -> list[bytes]:
+    nxt = b"null"[len(text) : len(text) + 1] if b"null".startswith(text) else b""
+    return [nxt] if nxt else [b"]"]
+
+
+def test_a_dead_end_is_a_reason_in_the_speculative_loop_too() -> None:
+    """``nul`` under ``enum: [[]]``: the speculative loop (no recovery) stops with reason
+    ``dead_end`` and the text so far, not ``NoAllowedToken`` about logits."""
+    from structgen.speculative.drafters import ForcedDrafter
+
+    result = sg.generate(
+        ScriptedLM(_wants_null), _tokenizer(), "x", schema=NUL_SCHEMA, max_new_tokens=20,
+        speculative=ForcedDrafter(),
+    )  # fmt: skip
+    assert (result.reason, result.text, result.complete) == ("dead_end", "nul", False)
+
+
+@pytest.mark.parametrize("mode", ["mask", "fast"])
+def test_the_logits_processor_raises_dead_end_at_the_empty_mask(mode: str) -> None:
+    """At ``nul`` nothing is allowed (EOS neither): the processor raises ``DeadEnd`` with the
+    text so far at that step, instead of handing the model a row of ``-inf`` to pick from."""
+    compiled = sg.compile(sg.Grammar.from_json_schema(NUL_SCHEMA), VOCAB)
+    processor = sg.StructgenLogitsProcessor(compiled, mode=mode)  # type: ignore[arg-type]
+    prompt = [TOKEN[b"\n"]]
+    for n in range(4):
+        ids = torch.tensor([prompt + list(b"nul"[:n])])
+        scores = torch.zeros((1, VOCAB.vocab_size))
+        scores[0, list(b"null")[n]] = 1.0  # the model wants null
+        if n < 3:
+            out = processor(ids, scores)
+            assert torch.isfinite(out[0, ord(b"null"[n : n + 1])])
+            continue
+        with pytest.raises(DeadEnd, match="row 0: dead end") as info:
+            processor(ids, scores)
+        assert info.value.text == "nul"

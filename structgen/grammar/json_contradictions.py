@@ -1,0 +1,154 @@
+"""Cheap proofs that a subschema's checked keywords can never pass: unsatisfiable ``oneOf``/``not``/
+``allOf`` beside the keywords around them.
+
+One job: given a subschema, the keywords a semantic check enforces there and the instance types
+its grammar allows, find a keyword that no instance can satisfy. The lowering then treats the
+subschema as unsatisfiable (``_never``): an optional property or an ``anyOf`` branch drops it, and
+a required one makes the compile fail with ``InvalidSchema`` naming the keyword's pointer. Without
+this, such a schema compiles and every generation walks into a dead end: the check refuses the
+last token of every candidate value (MaskBench ``Glaiveai2K---calculate_area``: ``dimensions``
+requires all five keys and ``oneOf`` asks for exactly one of three ``required`` groups).
+
+Deliberate simplification: sound, not complete. A branch is *implied* by its parent only when each
+of its keywords is: an annotation, a ``required`` list the parent requires too, a ``type`` that
+covers the parent's types, or a keyword the parent has with an equal value (keywords that act
+alone: ``additionalProperties`` or ``unevaluated*`` next to others are never compared). A branch is
+*impossible* only when it is ``false``, its ``type`` is disjoint from the parent's, its ``enum`` is
+empty, or it requires a key the parent forbids (``properties: {k: false}``, or
+``additionalProperties: false`` without ``k`` declared or ``patternProperties``) where the parent
+admits objects only. Anything else is left to the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from structgen.grammar.json_types import json_equal
+
+__all__ = ["checked_contradiction", "implied", "impossible"]
+
+_NO_EFFECT = frozenset(
+    "title description default examples $comment deprecated readOnly writeOnly".split()
+)
+_ALONE = frozenset(
+    "type enum const required minimum maximum exclusiveMinimum exclusiveMaximum multipleOf "
+    "minLength maxLength pattern format minItems maxItems uniqueItems minProperties "
+    "maxProperties propertyNames dependentRequired not allOf anyOf oneOf".split()
+)
+"""Keywords whose verdict does not depend on sibling keywords (``items`` depends on
+``prefixItems``, ``additionalProperties`` on ``properties``...): equal values imply each other."""
+
+
+def _type_names(value: Any) -> set[str] | None:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return set(names)
+
+
+def _covers(branch_types: set[str], parent_types: list[str]) -> bool:
+    """Whether every instance type in ``parent_types`` is one of ``branch_types``."""
+    return all(t in branch_types or (t == "integer" and "number" in branch_types)
+               for t in parent_types)  # fmt: skip
+
+
+def _meets(branch_types: set[str], parent_types: list[str]) -> bool:
+    """Whether some instance has a type of ``branch_types`` and one of ``parent_types``."""
+    for t in parent_types:
+        if t in branch_types or (t == "integer" and "number" in branch_types):
+            return True
+        if t == "number" and "integer" in branch_types:
+            return True
+    return False
+
+
+def _required(schema: Mapping[str, Any]) -> set[str]:
+    value = schema.get("required")
+    if isinstance(value, list) and all(isinstance(k, str) for k in value):
+        return set(value)
+    return set()
+
+
+def implied(branch: Any, parent: Mapping[str, Any], types: list[str]) -> bool:
+    """Whether every instance valid under ``parent`` (of ``types``) is valid under ``branch``."""
+    if branch is True:
+        return True
+    if not isinstance(branch, Mapping):
+        return False
+    for key, value in branch.items():
+        if key in _NO_EFFECT:
+            continue
+        if key == "required" and isinstance(value, list) and set(value) <= _required(parent):
+            continue  # a non-object passes ``required`` anyway
+        if key == "type":
+            names = _type_names(value)
+            if names is not None and _covers(names, types):
+                continue
+            return False
+        if key == "properties" and isinstance(value, Mapping):
+            props = parent.get("properties")
+            props = props if isinstance(props, Mapping) else {}
+            if all(
+                sub is True or sub == {} or (name in props and json_equal(props[name], sub))
+                for name, sub in value.items()
+            ):
+                continue
+            return False
+        if key in _ALONE and key in parent and json_equal(parent[key], value):
+            continue
+        return False
+    return True
+
+
+def _forbidden(key: str, parent: Mapping[str, Any]) -> bool:
+    """Whether ``parent`` forbids an object member named ``key``."""
+    props = parent.get("properties")
+    props = props if isinstance(props, Mapping) else {}
+    if key in props:
+        return props[key] is False
+    if parent.get("patternProperties"):
+        return False
+    return parent.get("additionalProperties") is False
+
+
+def impossible(branch: Any, parent: Mapping[str, Any], types: list[str]) -> bool:
+    """Whether no instance valid under ``parent`` (of ``types``) is valid under ``branch``."""
+    if branch is False:
+        return True
+    if not isinstance(branch, Mapping):
+        return False
+    names = _type_names(branch.get("type")) if "type" in branch else None
+    if names is not None and not _meets(names, types):
+        return True
+    if isinstance(branch.get("enum"), list) and not branch["enum"]:
+        return True
+    if set(types) <= {"object"} and any(_forbidden(k, parent) for k in _required(branch)):
+        return True
+    return False
+
+
+def checked_contradiction(
+    schema: Mapping[str, Any], keywords: set[str], types: list[str]
+) -> tuple[str, str] | None:
+    """``(keyword, reason)`` for a keyword in ``keywords`` no instance of ``types`` valid under the
+    rest of ``schema`` can satisfy; ``None`` where none is proven (see the module docstring)."""
+    branches = schema.get("oneOf")
+    if "oneOf" in keywords and isinstance(branches, list) and branches:
+        sure = [i for i, b in enumerate(branches) if implied(b, schema, types)]
+        if len(sure) >= 2:
+            return (
+                "oneOf",
+                f"every value valid here matches oneOf branches {sure[0]} and {sure[1]} (the "
+                "keywords beside oneOf imply both), so none matches exactly one",
+            )
+        if all(impossible(b, schema, types) for b in branches):
+            return "oneOf", "no oneOf branch can match beside the keywords around it"
+    if "not" in keywords and "not" in schema and implied(schema["not"], schema, types):
+        return "not", "every value valid here also matches the schema under not"
+    branches = schema.get("allOf")
+    if "allOf" in keywords and isinstance(branches, list):
+        for i, branch in enumerate(branches):
+            if impossible(branch, schema, types):
+                return "allOf", f"allOf branch {i} can never match beside the keywords around it"
+    return None

@@ -1,0 +1,118 @@
+"""Unsatisfiable subschemas found at compile time (``json_contradictions`` and the lowering's
+min > max bounds): a required one fails the compile with ``InvalidSchema`` at the keyword's
+pointer; an optional property or an ``anyOf`` branch that holds one is dropped. Judged against
+``jsonschema`` on a brute-force domain: the engine's language must equal the valid documents and
+have no dead ends (``prefix_oracle``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from prefix_oracle import assert_prefix_exact, objects
+
+import structgen as sg
+from structgen.errors import InvalidSchema
+from structgen.grammar.json_contradictions import checked_contradiction
+
+AREA = Path("/work/shared/jsonschemabench/maskbench/Glaiveai2K---calculate_area_2f92f3ea.json")
+SMALL = {"enum": ["x", "y"]}
+
+
+def _area_schema() -> dict[str, Any]:
+    if not AREA.exists():
+        pytest.skip("MaskBench data not present")
+    return json.loads(AREA.read_text())["schema"]  # type: ignore[no-any-return]
+
+
+def test_calculate_area_is_refused_at_compile_time_naming_the_one_of() -> None:
+    schema = _area_schema()
+    with pytest.raises(InvalidSchema, match="oneOf branches 0 and 1") as info:
+        sg.Grammar.from_json_schema(schema)
+    assert info.value.location == "#/properties/dimensions/oneOf"
+    # the oracle agrees: no object with every required key (the others do not matter) is valid
+    dims = schema["properties"]["dimensions"]
+    validator = jsonschema.Draft202012Validator(dims)
+    keys = sorted(dims["properties"])
+    for value in objects(keys, [1], any_order=False):
+        assert not validator.is_valid(value)
+
+
+def test_calculate_area_with_dimensions_optional_drops_them() -> None:
+    schema = _area_schema()
+    schema["required"] = ["shape"]
+    compiled = sg.compile(
+        sg.Grammar.from_json_schema(schema, whitespace="compact"), sg.Vocabulary.byte_level([])
+    )
+    m = compiled.matcher()
+    assert m.consume_bytes(b'{"shape":"circle"')
+    assert not m.copy().consume_bytes(b',"dimensions"')  # never valid: never started
+    assert m.consume_bytes(b"}") and m.is_accepting()
+
+
+UNSAT: list[tuple[dict[str, Any], str]] = [
+    ({"type": "object", "properties": {"a": SMALL, "b": SMALL}, "required": ["a", "b"],
+      "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}, "/oneOf"),
+    ({"type": "object", "properties": {"a": SMALL}, "required": ["a"],
+      "oneOf": [{"required": ["a"]}, {"type": "object"}]}, "/oneOf"),
+    ({"type": "object", "properties": {"a": SMALL, "b": False},
+      "oneOf": [{"required": ["b"]}, {"type": "string"}]}, "/oneOf"),
+    ({"type": "object", "properties": {"a": SMALL}, "required": ["a"],
+      "not": {"required": ["a"]}}, "/not"),
+    ({"type": "integer", "not": {}}, "/not"),
+    ({"type": "object", "properties": {"a": SMALL}, "additionalProperties": False,
+      "allOf": [{"required": ["c"]}]}, "/allOf"),
+    ({"type": "object", "properties": {"a": SMALL}, "allOf": [{"type": "array"}]}, "/allOf"),
+    ({"type": "array", "minItems": 3, "maxItems": 1}, "/maxItems"),
+    ({"type": "string", "minLength": 3, "maxLength": 1}, "/maxLength"),
+    ({"type": "number", "minimum": 3, "maximum": 1}, "/minimum"),
+]  # fmt: skip
+
+SAT: list[dict[str, Any]] = [
+    # one branch implied, the other possible only without it: satisfiable (b absent)
+    {"type": "object", "properties": {"a": SMALL, "b": SMALL}, "required": ["a"],
+     "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+    {"type": "object", "properties": {"a": SMALL, "b": SMALL},
+     "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+    {"type": "object", "properties": {"a": SMALL}, "not": {"required": ["b"]}},
+    {"type": ["object", "boolean"], "properties": {"b": False},
+     "oneOf": [{"required": ["b"]}, {"type": "object"}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema, where", UNSAT, ids=lambda s: json.dumps(s)[:50])
+def test_unsatisfiable_required_subschema_fails_the_compile(schema: Any, where: str) -> None:
+    with pytest.raises(InvalidSchema, match="unsatisfiable") as info:
+        sg.Grammar.from_json_schema(schema)
+    assert info.value.location == "#" + where
+    wrapped = {"type": "object", "properties": {"p": schema}, "required": ["p"]}
+    with pytest.raises(InvalidSchema) as info:
+        sg.Grammar.from_json_schema(wrapped)
+    assert info.value.location == "#/properties/p" + where
+
+
+@pytest.mark.parametrize("schema, where", UNSAT, ids=lambda s: json.dumps(s)[:50])
+def test_unsatisfiable_optional_property_or_branch_is_dropped(schema: Any, where: str) -> None:
+    optional = {"type": "object", "properties": {"p": schema, "q": SMALL},
+                "additionalProperties": False}  # fmt: skip
+    assert_prefix_exact(optional, objects(["p", "q"], ["x", 1, [], {}], any_order=False))
+    branch = {"anyOf": [schema, SMALL]}
+    assert_prefix_exact(branch, ["x", "y", 1, "", [], {}, ["x", "x", "x"]])
+
+
+@pytest.mark.parametrize("schema", SAT, ids=lambda s: json.dumps(s)[:50])
+def test_satisfiable_schemas_are_not_refused(schema: Any) -> None:
+    assert checked_contradiction(schema, {"oneOf", "not", "allOf"}, ["object"]) is None
+    domain = [*objects(["a", "b"], ["x", "y"], any_order=False), True, 1]
+    # the language is exact; early refusal of the prefixes is tests/runtime/test_early_objects.py
+    assert_prefix_exact({**schema, "additionalProperties": False}, domain, dead_ends=True)
+
+
+def test_a_contradiction_in_one_type_keeps_the_others() -> None:
+    schema = {"type": ["array", "string"], "minItems": 3, "maxItems": 1, "maxLength": 0}
+    domain = ["", "a", [], ["x"]]
+    compiled = assert_prefix_exact({**schema, "items": SMALL}, domain)
+    assert compiled.matcher().consume_bytes(b'""')
