@@ -22,7 +22,13 @@ from typing import Any
 
 from structgen import _accel
 from structgen.automata.lazy_dfa import DEFAULT_MAX_DFA_STATES, LazyByteDFA
-from structgen.automata.nfa import DEFAULT_MAX_NFA_STATES, ByteNFA, NfaBuilder, check_deadline
+from structgen.automata.nfa import (
+    DEFAULT_MAX_NFA_STATES,
+    ByteNFA,
+    NfaBuilder,
+    _check_node,
+    check_deadline,
+)
 from structgen.errors import IncompatibleVocabulary, InvalidGrammar, LimitExceeded
 from structgen.grammar.ir import (
     EMPTY,
@@ -176,7 +182,7 @@ class _ResolvedDigester:
         hit = memo.get(id(expr))
         if hit is not None:
             return hit[1]
-        rules, rule_memo, sha = self.rules, self._rule_memo, hashlib.sha256
+        rules, rule_memo = self.rules, self._rule_memo
         stack: list[Expr] = [expr]
         while stack:
             node = stack[-1]
@@ -185,17 +191,9 @@ class _ResolvedDigester:
                 stack.pop()
                 continue
             kind = type(node)
-            if kind is Lit:
-                value = sha(b"L" + node.value).digest()  # type: ignore[union-attr]
-            elif kind is Regex:
-                value = sha(
-                    b"R"
-                    + bytes([node.case_insensitive])
-                    + node.pattern.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
-                ).digest()
-            elif kind is Ref:
+            if kind is Ref:
                 name = node.name  # type: ignore[union-attr]
-                value = rule_memo.get(name)  # type: ignore[assignment]
+                value = rule_memo.get(name)
                 if value is None:
                     body = rules[name]
                     known = memo.get(id(body))
@@ -205,30 +203,46 @@ class _ResolvedDigester:
                     value = known[1]
                     rule_memo[name] = value
             elif kind is Seq or kind is Alt:
-                items = node.items  # type: ignore[union-attr]
-                missing = [c for c in items if id(c) not in memo]
+                missing = [c for c in node.items if id(c) not in memo]  # type: ignore[union-attr]
                 if missing:
                     stack.extend(missing)
                     continue
-                h = sha(b"S" if kind is Seq else b"A")
-                for c in items:
-                    h.update(memo[id(c)][1])
-                value = h.digest()
+                value = self.node_digest(node)
             elif kind is Repeat:
                 item = node.item  # type: ignore[union-attr]
-                known = memo.get(id(item))
-                if known is None:
+                if id(item) not in memo:
                     stack.append(item)
                     continue
-                h = sha(b"P")
-                h.update(known[1])
-                h.update(repr((node.min, node.max)).encode())  # type: ignore[union-attr]
-                value = h.digest()
+                value = self.node_digest(node)
             else:
-                raise TypeError(f"Invalid IR node in a terminal: {kind.__name__}")
+                value = self.node_digest(node)
             memo[nid] = (node, value)
             stack.pop()
         return memo[id(expr)][1]
+
+    def node_digest(self, node: Expr) -> bytes:
+        """The digest of a node that is not a ``Ref``, from its children's (in the memo)."""
+        memo, sha = self._memo, hashlib.sha256
+        kind = type(node)
+        if kind is Lit:
+            return sha(b"L" + node.value).digest()  # type: ignore[union-attr]
+        if kind is Regex:
+            return sha(
+                b"R"
+                + bytes([node.case_insensitive])  # type: ignore[union-attr]
+                + node.pattern.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
+            ).digest()
+        if kind is Seq or kind is Alt:
+            h = sha(b"S" if kind is Seq else b"A")
+            for c in node.items:  # type: ignore[union-attr]
+                h.update(memo[id(c)][1])
+            return h.digest()
+        if kind is Repeat:
+            h = sha(b"P")
+            h.update(memo[id(node.item)][1])  # type: ignore[union-attr]
+            h.update(repr((node.min, node.max)).encode())  # type: ignore[union-attr]
+            return h.digest()
+        raise TypeError(f"Invalid IR node in a terminal: {kind.__name__}")
 
 
 def clear_shared_terminals() -> None:
@@ -264,8 +278,10 @@ class _Lowering:
     def is_regular(self, expr: Expr) -> bool:
         """Whether ``expr`` reaches no recursive rule and no check (so one DFA recognises it).
 
-        An iterative post-order (a long chain of rules needs no Python stack); a rule's verdict
-        is memoised by name, a node's by identity."""
+        One iterative post-order (a long chain of rules needs no Python stack) that also fills,
+        for every regular node it reaches, the sizer's NFA size and the resolved content digest
+        (``fits`` and ``terminal`` read them; three walks before). A rule's results are
+        memoised by name, a node's by identity."""
         memo, rule_memo, rules = self._regular, self._regular_rule, self.rules
         if isinstance(expr, Ref):
             known = rule_memo.get(expr.name)
@@ -275,34 +291,43 @@ class _Lowering:
             hit = memo.get(id(expr))
             if hit is not None:
                 return hit[1]
+        sizer, sizes, rule_sizes = self.sizer, self.sizer._sizes, self.sizer._rule_sizes
+        digests, rule_digests = self.resolved._memo, self.resolved._rule_memo
+
+        def verdict(x: Expr) -> bool:
+            if isinstance(x, Ref):
+                return rule_memo[x.name]
+            return memo[id(x)][1]
+
         stack: list[tuple[Expr, bool]] = [(expr, False)]
         while stack:
             node, expanded = stack.pop()
             if isinstance(node, Ref):
-                if node.name in rule_memo:
+                name = node.name
+                if name in rule_memo:
                     continue
-                if node.name in self.recursive:  # on a cycle itself
-                    rule_memo[node.name] = False
+                if name in self.recursive:  # on a cycle itself
+                    rule_memo[name] = False
                     continue
-                body = rules[node.name]
-                if not expanded and id(body) not in memo and not isinstance(body, Ref):
+                body = rules[name]
+                done = body.name in rule_memo if isinstance(body, Ref) else id(body) in memo
+                if not expanded and not done:
                     stack.append((node, True))
                     stack.append((body, False))
                     continue
-                if isinstance(body, Ref):
-                    if body.name not in rule_memo:
-                        stack.append((node, True))
-                        stack.append((body, False))
-                        continue
-                    rule_memo[node.name] = rule_memo[body.name]
-                else:
-                    rule_memo[node.name] = memo[id(body)][1]
+                rule_memo[name] = regular = verdict(body)
+                if regular and isinstance(body, Ref):  # a rule that only names another
+                    rule_sizes[name] = rule_sizes[body.name]
+                    rule_digests[name] = rule_digests[body.name]
+                elif regular:
+                    rule_sizes[name] = sizes[id(body)][1]
+                    rule_digests[name] = digests[id(body)][1]
                 continue
             if id(node) in memo:
                 continue
             if isinstance(node, (Seq, Alt)):
                 children: tuple[Expr, ...] = node.items
-            elif isinstance(node, Repeat):
+            elif isinstance(node, (Repeat, Check)):
                 children = (node.item,)
             else:
                 children = ()
@@ -315,13 +340,17 @@ class _Lowering:
                 stack.append((node, True))
                 stack.extend((c, False) for c in pending)
                 continue
-            verdict = not isinstance(node, Check) and all(
-                rule_memo[c.name] if isinstance(c, Ref) else memo[id(c)][1] for c in children
-            )
-            memo[id(node)] = (node, verdict)
-        if isinstance(expr, Ref):
-            return rule_memo[expr.name]
-        return memo[id(expr)][1]
+            regular = not isinstance(node, Check) and all(verdict(c) for c in children)
+            memo[id(node)] = (node, regular)
+            if regular:
+                for c in children:
+                    if isinstance(c, Ref) and id(c) not in sizes:  # a rule's values, per use
+                        sizes[id(c)] = (c, rule_sizes[c.name])
+                        digests[id(c)] = (c, rule_digests[c.name])
+                _check_node(node)
+                sizes[id(node)] = (node, sizer.node_size(node))
+                digests[id(node)] = (node, self.resolved.node_digest(node))
+        return verdict(expr)
 
     def fits(self, expr: Expr) -> bool:
         """Whether ``expr`` becomes one terminal: regular, and its NFA within the state limit

@@ -680,33 +680,35 @@ class NfaBuilder:
         hit = memo.get(id(expr))
         if hit is not None:
             return hit[1]
+        return int(self._post_order(expr, memo, self._rule_sizes, self.node_size))
 
-        def size_of(x: Expr) -> int:
-            return memo[id(x)][1] if not isinstance(x, Ref) else self._rule_sizes[x.name]
+    def node_size(self, node: Expr) -> int:
+        """The states ``build(node)`` adds, from its children's sizes (already memoised)."""
+        memo = self._sizes
+        if isinstance(node, Lit):
+            return len(node.value) + 1
+        if isinstance(node, Regex):
+            return _regex_size(node.pattern, node.case_insensitive)
+        if isinstance(node, Seq):
+            return sum(memo[id(c)][1] for c in node.items) if node.items else 1
+        if isinstance(node, Alt):
+            plan = self._plan(node)
+            if plan is not None:
 
-        def size(node: Expr) -> int:
-            if isinstance(node, Lit):
-                return len(node.value) + 1
-            if isinstance(node, Regex):
-                return _regex_size(node.pattern, node.case_insensitive)
-            if isinstance(node, Seq):
-                return sum(memo[id(c)][1] for c in node.items) if node.items else 1
-            if isinstance(node, Alt):
-                plan = self._plan(node)
-                if plan is not None:
-                    return (
-                        plan.nodes
-                        + 1
-                        + sum(size_of(x) for _, _, x in plan.edges)
-                        + sum(size_of(x) for x in plan.suffix)
-                    )
-                return 2 + sum(memo[id(c)][1] for c in node.items)
-            assert isinstance(node, Repeat)
-            item = memo[id(node.item)][1]
-            extra = item if node.max is None else (node.max - node.min) * item
-            return 2 + node.min * item + extra
+                def size_of(x: Expr) -> int:
+                    return memo[id(x)][1] if not isinstance(x, Ref) else self._rule_sizes[x.name]
 
-        return int(self._post_order(expr, memo, self._rule_sizes, size))
+                return (
+                    plan.nodes
+                    + 1
+                    + sum(size_of(x) for _, _, x in plan.edges)
+                    + sum(size_of(x) for x in plan.suffix)
+                )
+            return 2 + sum(memo[id(c)][1] for c in node.items)
+        assert isinstance(node, Repeat)
+        item = memo[id(node.item)][1]
+        extra = item if node.max is None else (node.max - node.min) * item
+        return 2 + node.min * item + extra
 
     def fragment(self, expr: Expr) -> Fragment:
         """The fragment of ``expr`` (built once per distinct node; nothing placed yet).
