@@ -2148,7 +2148,23 @@ typedef struct {
 
 static PyTypeObject EarleyType;
 
+/* GC: the predicates are arbitrary callables (a user's Check may hold the compiled grammar, and so
+ * this parser): they are the only references that can close a cycle. The terminal DFAs and the
+ * verdict memo ((int, bytes) -> bool) cannot. */
+static int earley_traverse(EarleyObject *e, visitproc visit, void *arg) {
+    if (e->pred)
+        for (int32_t i = 0; i < e->n_nts; i++) Py_VISIT(e->pred[i]);
+    return 0;
+}
+
+static int earley_clear(EarleyObject *e) {
+    if (e->pred) /* a cleared predicate reads as "no check": the object stays usable */
+        for (int32_t i = 0; i < e->n_nts; i++) Py_CLEAR(e->pred[i]);
+    return 0;
+}
+
 static void earley_dealloc(EarleyObject *e) {
+    PyObject_GC_UnTrack(e);
     free(e->lhs); free(e->rhs_off); free(e->rhs); free(e->bylhs_off); free(e->bylhs);
     free(e->nullable); free(e->term_init); free(e->term_nullable); free(e->term_init_out);
     if (e->pred) {
@@ -2746,7 +2762,9 @@ static PyTypeObject EarleyType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "structgen._native.Earley",
     .tp_basicsize = sizeof(EarleyObject),
     .tp_dealloc = (destructor)earley_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)earley_traverse,
+    .tp_clear = (inquiry)earley_clear,
     .tp_doc = "An Earley recogniser over bytes with DFA terminals (see automata/earley.py).",
     .tp_methods = earley_methods,
     .tp_new = earley_new,

@@ -365,3 +365,24 @@ def test_pickling_and_copying() -> None:
         for fn in (pickle.dumps, copy.copy, copy.deepcopy):
             with pytest.raises(TypeError):
                 fn(obj)
+
+
+def test_earley_predicate_cycles_are_collected() -> None:
+    """A predicate that (through its owner) references the parser forms a cycle the cyclic GC must
+    be able to collect: the C parser takes part in garbage collection."""
+    import gc
+    import weakref
+
+    class Owner:
+        def check(self, span: bytes) -> bool:
+            return True
+
+    owner = Owner()
+    e = nat.Earley(_i32([0, 1]), _i32([0, 1, 2]), _i32([1, ~0]), 2, b"\x00\x00",
+                   {1: owner.check}, [_dfa_a()])
+    assert e.advance([e.initial()], 1, b"a")[0].accepting  # S -> A, A -> 'a' (checked)
+    owner.parser = e  # the cycle: parser -> predicate -> owner -> parser
+    gone = weakref.ref(owner)
+    del owner, e
+    gc.collect()
+    assert gone() is None
