@@ -291,8 +291,10 @@ class _Lowering:
             hit = memo.get(id(expr))
             if hit is not None:
                 return hit[1]
-        sizer, sizes, rule_sizes = self.sizer, self.sizer._sizes, self.sizer._rule_sizes
+        sizer = self.sizer
+        sizes, rule_sizes, node_size = sizer._sizes, sizer._rule_sizes, sizer.node_size
         digests, rule_digests = self.resolved._memo, self.resolved._rule_memo
+        node_digest, sha256 = self.resolved.node_digest, hashlib.sha256
 
         def verdict(x: Expr) -> bool:
             if isinstance(x, Ref):
@@ -323,33 +325,59 @@ class _Lowering:
                     rule_sizes[name] = sizes[id(body)][1]
                     rule_digests[name] = digests[id(body)][1]
                 continue
-            if id(node) in memo:
+            nid = id(node)
+            if nid in memo:
                 continue
-            if isinstance(node, (Seq, Alt)):
-                children: tuple[Expr, ...] = node.items
-            elif isinstance(node, (Repeat, Check)):
-                children = (node.item,)
+            kind = type(node)
+            if kind is Lit or kind is Regex:  # leaves are regular
+                memo[nid] = (node, True)
+                sizes[nid] = (node, node_size(node))
+                digests[nid] = (node, node_digest(node))
+                continue
+            if kind is Seq or kind is Alt:
+                children: tuple[Expr, ...] = node.items  # type: ignore[union-attr]
+            elif kind is Repeat or kind is Check:
+                children = (node.item,)  # type: ignore[union-attr]
             else:
                 children = ()
-            pending = [
-                c
-                for c in children
-                if (c.name not in rule_memo if isinstance(c, Ref) else id(c) not in memo)
-            ]
-            if pending and not expanded:
-                stack.append((node, True))
-                stack.extend((c, False) for c in pending)
-                continue
-            regular = not isinstance(node, Check) and all(verdict(c) for c in children)
-            memo[id(node)] = (node, regular)
-            if regular:
-                for c in children:
-                    if isinstance(c, Ref) and id(c) not in sizes:  # a rule's values, per use
+            if not expanded:
+                pending = [
+                    c
+                    for c in children
+                    if (c.name not in rule_memo if type(c) is Ref else id(c) not in memo)
+                ]
+                if pending:
+                    stack.append((node, True))
+                    stack.extend((c, False) for c in pending)
+                    continue
+            regular = kind is not Check
+            size = 0
+            parts = [b"S"]
+            for c in children if regular else ():
+                if type(c) is Ref:
+                    if not rule_memo[c.name]:
+                        regular = False
+                        break
+                    if id(c) not in sizes:  # a rule's values, per use
                         sizes[id(c)] = (c, rule_sizes[c.name])
                         digests[id(c)] = (c, rule_digests[c.name])
+                elif not memo[id(c)][1]:
+                    regular = False
+                    break
+                if kind is Seq:
+                    size += sizes[id(c)][1]
+                    parts.append(digests[id(c)][1])
+            memo[nid] = (node, regular)
+            if not regular:
+                continue
+            if kind is Seq and children:  # the bulk of the nodes: sized and digested inline
+                sizes[nid] = (node, size)
+                digests[nid] = (node, sha256(b"".join(parts)).digest())
+                continue
+            if kind is not Seq and kind is not Alt:
                 _check_node(node)
-                sizes[id(node)] = (node, sizer.node_size(node))
-                digests[id(node)] = (node, self.resolved.node_digest(node))
+            sizes[nid] = (node, node_size(node))
+            digests[nid] = (node, node_digest(node))
         return verdict(expr)
 
     def fits(self, expr: Expr) -> bool:
