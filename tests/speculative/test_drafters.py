@@ -166,6 +166,16 @@ def test_adaptive_length_learns_to_stop_and_counts_forced_apart() -> None:
         timed.record_pass(n, t)
     assert timed.pass_cost(1) == pytest.approx(0.07) and timed.pass_cost(2) == pytest.approx(0.115)
     assert 0.12 < timed.pass_cost(12) < 0.15  # between the sizes seen: the fitted line
+    # a token that does not pay alone (0.5 of a token for ~64% of a pass) opens a run that does
+    timed._drafts = 1  # not an exploration draft
+    for p, expected in [(0.3, False), (0.5, True)]:
+        timed.begin(1)
+        assert timed.admit("lookup/v", p) is expected, p
+        alone = p * timed.pass_cost(1) >= timed.pass_cost(2) - timed.pass_cost(1)
+        assert not alone  # the myopic rule alone refuses both
+    timed.begin(1)
+    run = [timed.admit("lookup/v", 0.7) for _ in range(20)]
+    assert run[:6] == [True] * 6 and not run[-1]  # a run, then the myopic rule stops it
     fixed = FixedDraftLength(2)
     fixed.begin(1)
     assert [fixed.admit("z/0", None) for _ in range(3)] == [True, True, False]
