@@ -96,28 +96,6 @@ class FixedDraftLength(DraftLength):
         self._count += 1
         return True
 
-    def _run_pays(self, p: float, feature: str) -> bool:
-        """Would drafting this token and up to ``remaining() - 1`` more, each standing with
-        probability ``p`` as this one, raise the step's expected tokens per second?
-
-        The stopping rule above is myopic, and on CPU the cost curve is concave (the first
-        extra position costs ~60% of a pass, the next ones a few percent each): a token that
-        does not pay alone can open a run that does. ``p`` for the later tokens is this token's
-        own, the best estimate there is before the drafter proposes them."""
-        if p <= 0.0:
-            return False
-        draft = self.draft_cost(feature.split("/", 1)[0])
-        joint, gain, cost, n = self._joint, self._gain, self._cost, self._n
-        for _ in range(self.remaining()):
-            now = self.pass_cost(n)
-            cost += max(self.pass_cost(n + 1) - now, 0.01 * now) + draft
-            n += 1
-            joint *= p
-            gain += joint
-            if gain * self._cost > self._gain * cost:
-                return True
-        return False
-
     def remaining(self) -> int:
         return self.max_tokens - self._count
 
@@ -296,10 +274,12 @@ class AdaptiveDraftLength(DraftLength):
         self._joint = 1.0
         self._gain = 1.0  # the token the pass always yields (correction or bonus)
 
-    def _position_cost(self) -> float:
-        """What one more position adds to the pass (never less than 1% of it)."""
-        now = self.pass_cost(self._n)
-        return max(self.pass_cost(self._n + 1) - now, 0.01 * now)
+    def _position_cost(self, n: int | None = None) -> float:
+        """What one more position adds to a pass over ``n`` (default: this step's) positions,
+        never less than 1% of it."""
+        n = self._n if n is None else n
+        now = self.pass_cost(n)
+        return max(self.pass_cost(n + 1) - now, 0.01 * now)
 
     def add_forced(self, count: int = 1) -> None:
         for _ in range(count):
@@ -345,8 +325,7 @@ class AdaptiveDraftLength(DraftLength):
         draft = self.draft_cost(feature.split("/", 1)[0])
         joint, gain, cost, n = self._joint, self._gain, self._cost, self._n
         for _ in range(self.remaining()):
-            now = self.pass_cost(n)
-            cost += max(self.pass_cost(n + 1) - now, 0.01 * now) + draft
+            cost += self._position_cost(n) + draft
             n += 1
             joint *= p
             gain += joint
