@@ -16,7 +16,9 @@ alone: ``additionalProperties`` or ``unevaluated*`` next to others are never com
 *impossible* only when it is ``false``, its ``type`` is disjoint from the parent's, its ``enum`` is
 empty, or it requires a key the parent forbids (``properties: {k: false}``, or
 ``additionalProperties: false`` without ``k`` declared or ``patternProperties``) where the parent
-admits objects only. Anything else is left to the check.
+admits objects only. Anything else is left to the check. For objects, ``object_contradiction``
+compares ``minProperties``/``maxProperties`` with each other, with ``required`` and with the
+members the grammar allows (only declared ones, under ``additional_properties="declared"``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from structgen.grammar.json_types import json_equal
-
-__all__ = ["checked_contradiction", "implied", "impossible"]
+__all__ = ["checked_contradiction", "implied", "impossible", "object_contradiction"]
 
 _NO_EFFECT = frozenset(
     "title description default examples $comment deprecated readOnly writeOnly".split()
@@ -72,6 +72,8 @@ def _required(schema: Mapping[str, Any]) -> set[str]:
 
 def implied(branch: Any, parent: Mapping[str, Any], types: list[str]) -> bool:
     """Whether every instance valid under ``parent`` (of ``types``) is valid under ``branch``."""
+    from structgen.grammar.json_types import json_equal  # json_types imports this module
+
     if branch is True:
         return True
     if not isinstance(branch, Mapping):
@@ -151,4 +153,29 @@ def checked_contradiction(
         for i, branch in enumerate(branches):
             if impossible(branch, schema, types):
                 return "allOf", f"allOf branch {i} can never match beside the keywords around it"
+    return None
+
+
+def object_contradiction(
+    schema: Mapping[str, Any], keywords: set[str], members: list[Any], extras: bool
+) -> tuple[str, str] | None:
+    """``(keyword, reason)`` where the checked property counts of an object are impossible:
+    ``members`` are the members the grammar allows (required ones marked by a true last item),
+    ``extras`` whether undeclared ones may follow."""
+    low = schema.get("minProperties") if "minProperties" in keywords else None
+    high = schema.get("maxProperties") if "maxProperties" in keywords else None
+    low = low if isinstance(low, int) and not isinstance(low, bool) else None
+    high = high if isinstance(high, int) and not isinstance(high, bool) else None
+    must = sum(1 for member in members if member[-1])
+    if low is not None and high is not None and low > high:
+        return "maxProperties", f"minProperties {low} > maxProperties {high}"
+    if high is not None and must > high:
+        return "maxProperties", f"{must} required properties > maxProperties {high}"
+    if low is not None and not extras and len(members) < low:
+        return (
+            "minProperties",
+            f"minProperties {low}, but only {len(members)} properties are allowed (with "
+            "additionalProperties unspecified, generation allows only the declared ones: "
+            "additional_properties='spec' allows others)",
+        )
     return None

@@ -42,6 +42,8 @@ from structgen.grammar.json_checks import (
     UniqueLastItem,
     canonical,
 )
+from structgen.grammar.json_contradictions import object_contradiction
+from structgen.grammar.json_early_objects import early_object, object_keys
 from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
     ANY_DRAFT_FORMATS,
@@ -596,6 +598,7 @@ class TypeLowering(LoweringBase):
         if not props and not required and extra == Ref("json_value") and names is None:
             return self._any_object()
         entries: list[tuple[Expr, bool]] = []
+        parts: list[tuple[str, Expr, bool]] = []  # (name, value, required) of each member
         for key, sub in props.items():
             if names is not None and not names(json.dumps(key).encode()):
                 if key in required:  # propertyNames rejects a required key
@@ -608,6 +611,7 @@ class TypeLowering(LoweringBase):
                 )
             if value is not None:
                 entries.append((seq(self._key(key), self.colon, value), key in required))
+                parts.append((key, value, key in required))
         undeclared = [k for k in required if k not in props]
         for key in undeclared:
             if names is not None and not names(json.dumps(key).encode()):
@@ -616,6 +620,7 @@ class TypeLowering(LoweringBase):
             if value is None:
                 return self._never(ctx.child("required"), f"required {key!r} is not allowed")
             entries.append((seq(self._key(key), self.colon, value), True))
+            parts.append((key, value, True))
         extra_member = None
         if extra is not None:
             try:
@@ -626,6 +631,16 @@ class TypeLowering(LoweringBase):
             if names is not None:  # each key checked as it completes, not the whole object
                 key_expr = Check(key_expr, names)
             extra_member = self._share(seq(key_expr, self.colon, extra), ctx, "extra")
+        found = object_contradiction(
+            schema, self.checked_keywords.get(ctx.pointer, set()), parts, extra is not None
+        )
+        if found is not None:
+            return self._never(ctx.child(found[0]), found[1])
+        early = self._early_object(
+            schema, ctx, parts, (key_expr, extra) if extra is not None else None, required
+        )
+        if early is not None:
+            return early
         if self.options.property_order == "any" and len(entries) + (extra_member is not None) > 1:
             return self._members_any_order(entries, extra_member, tuple(required), ctx)
         # Members after the first (``tail``) and member lists starting here (``first``). ``first``
@@ -651,6 +666,28 @@ class TypeLowering(LoweringBase):
         if not any(is_required for _, is_required in entries):
             options.append(seq(lit("{"), self.ws, lit("}")))
         return alt(*options)
+
+    def _early_object(
+        self,
+        schema: Mapping[str, Any],
+        ctx: SchemaCtx,
+        parts: list[tuple[str, Expr, bool]],
+        extra: tuple[Expr, Expr] | None,
+        required: list[str],
+    ) -> Expr | None:
+        """The object as a chain checked on each key (``json_early_objects``) where a check on it
+        enforces a keyword a prefix can decide; None to lower it plainly."""
+        if self.options.property_order == "any":
+            return None
+        checked = self.checked_keywords.get(ctx.pointer, set())
+        order = [name for name, _, _ in parts]
+        check = object_keys(schema, checked, order, required, extra is not None)
+        if check is None:
+            return None
+        members = [(name, self._key(name), self._share(v, ctx), req) for name, v, req in parts]
+        if extra is not None:
+            extra = (extra[0], self._share(extra[1], ctx, "extra"))
+        return early_object(self, ctx, members, extra, check)
 
     def _names_check(self, ctx: SchemaCtx) -> JsonSchemaCheck | None:
         """Early ``propertyNames``: the check of one key against the ``propertyNames`` subschema,
