@@ -148,9 +148,8 @@ def finish_rules(
     Raises:
         InvalidSchema: the schema accepts nothing, or has a ``$ref`` cycle consuming no input.
     """
-    reachable = _reachable(rules, start)
+    reachable, known, every_node = _productive_rules(rules, start)
     _check_progress(rules, pointers, reachable)
-    known, every_node = _productive_rules(rules)
     if start not in known:
         where, why = unsatisfiable
         raise InvalidSchema(f"unsatisfiable schema: {why}", location=where)
@@ -165,48 +164,62 @@ def finish_rules(
     return [(name, pruned[name]) for name in rules if name in reachable]
 
 
-def _productive_rules(rules: Mapping[str, Expr]) -> tuple[set[str], bool]:
-    """The rules that derive some string, and whether every node under the rules does.
+def _productive_rules(rules: Mapping[str, Expr], start: str) -> tuple[set[str], set[str], bool]:
+    """The rules ``start`` reaches, those of them that derive some string, and whether every
+    node under them does.
 
-    The least fixpoint of "a literal or regex is productive; a sequence when all its items are,
-    an alternation when one is, a repeat when its minimum is 0 or its item is, a check when its
-    item is, a reference when its rule is", computed by propagation from the leaves: each
-    distinct node is visited once and each parent link followed once (linear), where re-walking
-    every rule until nothing changes costs a walk of every rule per round.
+    One walk from ``start`` (into the rules it reaches) finds the nodes; then the least
+    fixpoint of "a literal or regex is productive; a sequence when all its items are, an
+    alternation when one is, a repeat when its minimum is 0 or its item is, a check when its
+    item is, a reference when its rule is" is propagated from the leaves: each distinct node
+    visited once and each parent link followed once (linear), where re-walking every rule
+    until nothing changes costs a walk of every rule per round. The rules a start reaches only
+    refer to rules it reaches, so their verdicts are those of the whole table.
     """
-    nodes: dict[int, Expr] = {}  # id -> node (kept alive while ids are compared)
+    reachable = {start}
+    seen: set[int] = set()  # ids of nodes found (all reachable from ``rules``: alive)
     need: dict[int, int] = {}  # id -> productive children still needed
-    parents: dict[int, list[int]] = {}
+    parents: dict[int, list[Expr]] = {}
     refs_to: dict[str, list[Expr]] = {}
-    rules_of: dict[int, list[str]] = {}
-    for name, expr in rules.items():
-        rules_of.setdefault(id(expr), []).append(name)
+    rules_of: dict[int, list[str]] = {id(rules[start]): [start]}
     ready: list[Expr] = []
-    stack = list(rules.values())
+    stack = [rules[start]]
     while stack:
         node = stack.pop()
         nid = id(node)
-        if nid in nodes:
+        if nid in seen:
             continue
-        nodes[nid] = node
+        seen.add(nid)
         kind = type(node)
         if kind is Lit or kind is Regex:
             ready.append(node)
             continue
         if kind is Ref:
-            refs_to.setdefault(node.name, []).append(node)  # type: ignore[union-attr]
+            name = node.name  # type: ignore[union-attr]
+            refs_to.setdefault(name, []).append(node)
+            if name not in reachable and name in rules:
+                reachable.add(name)
+                body = rules[name]
+                rules_of.setdefault(id(body), []).append(name)
+                stack.append(body)
             continue
-        kids = _children(node)
         if kind is Seq:
+            kids: tuple[Expr, ...] = node.items  # type: ignore[union-attr]
             need[nid] = len(kids)
-        elif kind is Repeat and node.min == 0:  # type: ignore[union-attr]
-            need[nid] = 0
-        else:  # Alt (an empty one is never productive), Check, Repeat with a minimum
-            need[nid] = 1
-        if need[nid] == 0:
-            ready.append(node)
+            if not kids:
+                ready.append(node)
+        elif kind is Alt:
+            kids = node.items  # type: ignore[union-attr]
+            need[nid] = 1  # an empty alternation is never productive
+        else:  # Repeat, Check
+            kids = (node.item,)  # type: ignore[union-attr]
+            if kind is Repeat and node.min == 0:  # type: ignore[union-attr]
+                need[nid] = 0
+                ready.append(node)
+            else:
+                need[nid] = 1
         for kid in kids:
-            parents.setdefault(id(kid), []).append(nid)
+            parents.setdefault(id(kid), []).append(node)
         stack.extend(kids)
     done: set[int] = set()
     known: set[str] = set()
@@ -216,15 +229,18 @@ def _productive_rules(rules: Mapping[str, Expr]) -> tuple[set[str], bool]:
         if nid in done:
             continue
         done.add(nid)
-        for pid in parents.get(nid, ()):
+        for parent in parents.get(nid, ()):
+            pid = id(parent)
             left = need[pid] - 1
             need[pid] = left
             if left == 0:
-                ready.append(nodes[pid])
-        for name in rules_of.get(nid, ()):
-            known.add(name)
-            ready.extend(refs_to.get(name, ()))
-    return known, len(done) == len(nodes)
+                ready.append(parent)
+        names = rules_of.get(nid)
+        if names is not None:
+            for name in names:
+                known.add(name)
+                ready.extend(refs_to.get(name, ()))
+    return reachable, known, len(done) == len(seen)
 
 
 def _reachable(rules: Mapping[str, Expr], start: str) -> set[str]:
