@@ -14,6 +14,7 @@ classes ``[...]``/``[^...]`` of those with ranges; groups ``(...)``, ``(?:...)``
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +28,15 @@ _NOT_LITERAL = frozenset("\\[](){}|?*+.^$")
 
 class _Bail(Exception):
     """Outside the subset: the caller uses the general parser."""
+
+
+# A character class's text (candidate end: the first unescaped "]"), and the classes parsed so
+# far by their exact text: generated regexes repeat a few long classes ([0-9a-fA-F],
+# [123456789aAbBcCdDeEfF], ...). An entry is only ever the text the parser itself consumed,
+# and what it reads depends on that text alone, so a hit is the parse it would make again.
+_CLASS_TEXT = re.compile(r"\[\^?(?:\\.|[^\]\\])*\]", re.DOTALL)
+_CLASSES: dict[str, tuple[tuple[int, int], ...]] = {}
+_MAX_CLASSES = 4096
 
 
 class _Parser:
@@ -141,6 +151,20 @@ class _Parser:
         return ord(c)
 
     def char_class(self) -> tuple[tuple[int, int], ...]:
+        start = self.i
+        text = _CLASS_TEXT.match(self.s, start)
+        if text is not None:
+            hit = _CLASSES.get(text.group())
+            if hit is not None:
+                self.i = text.end()
+                return hit
+        ranges = self._char_class()
+        if len(_CLASSES) >= _MAX_CLASSES:
+            _CLASSES.clear()
+        _CLASSES[self.s[start : self.i]] = ranges
+        return ranges
+
+    def _char_class(self) -> tuple[tuple[int, int], ...]:
         self.i += 1  # [
         negated = self.peek() == "^"
         if negated:
