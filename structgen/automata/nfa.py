@@ -613,9 +613,11 @@ class NfaBuilder:
         memo: dict[int, tuple[Expr, Any]],
         rule_memo: dict[str, Any],
         make: Any,
+        check: bool = True,
     ) -> Any:
         """``make(node)`` for ``root`` and every node below it not yet in ``memo``, children
-        first; a ``Ref`` gets its rule's value. Raises on a recursive rule."""
+        first; a ``Ref`` gets its rule's value. Raises on a recursive rule. ``check=False``
+        skips ``_check_node`` (for nodes already sized: sizing checked them)."""
         hit = memo.get(id(root))
         if hit is not None:
             return hit[1]
@@ -653,7 +655,8 @@ class NfaBuilder:
                 rule_memo[name] = value
                 memo[id(node)] = (node, value)
                 continue
-            _check_node(node)
+            if check:
+                _check_node(node)
             if isinstance(node, (Seq, Alt)):
                 children: tuple[Expr, ...] = node.items
             elif isinstance(node, Repeat):
@@ -822,7 +825,8 @@ class NfaBuilder:
                     nxt += f.size
             return Fragment(nxt, [], eps, subs, 0, end, f.empty)
 
-        return self._post_order(expr, memo, self._rule_frags, make)  # type: ignore[no-any-return]
+        # every node under ``expr`` was sized (``states`` above, or the CFG lowering's walk)
+        return self._post_order(expr, memo, self._rule_frags, make, check=False)  # type: ignore[no-any-return]
 
     def build_checked(self, expr: Expr) -> tuple[int, int]:
         """``build``, after checking that the NFA's ``max_states`` leaves room for it."""
