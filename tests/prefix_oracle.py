@@ -17,8 +17,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import jsonschema
+import pytest
 
 import structgen as sg
+from structgen.grammar.json_contradictions import unsatisfiable_note
+from structgen.integrations.generate import resolve_constraint
 
 VOCAB = sg.Vocabulary.byte_level([])
 
@@ -87,3 +90,21 @@ def objects(keys: list[str], values: list[Any], *, any_order: bool) -> list[dict
 def arrays(values: list[Any], most: int) -> list[list[Any]]:
     """Every array of up to ``most`` items from ``values``."""
     return [list(t) for n in range(most + 1) for t in itertools.product(values, repeat=n)]
+
+
+def assert_unsatisfiable(schema: Any, where: str, domain: Iterable[Any] = ()) -> None:
+    """``schema`` is unsatisfiable through its checks, found at ``where``: it still compiles for
+    validation (its checks refuse every document of ``domain``: jsonschema's verdict too) with a
+    note naming ``where``, and ``generate`` refuses it up front with ``InvalidSchema`` there."""
+    grammar = sg.Grammar.from_json_schema(schema, whitespace="compact")
+    found = unsatisfiable_note(grammar.notes)
+    assert found is not None and found[0] == where, grammar.notes
+    with pytest.raises(sg.InvalidSchema, match="unsatisfiable") as info:
+        resolve_constraint(VOCAB, schema=schema)
+    assert info.value.location == where
+    compiled = sg.compile(grammar, VOCAB)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    for value in domain:
+        assert not validator.is_valid(value), value
+        m = compiled.matcher()
+        assert not (m.consume_bytes(compact(value)) and m.is_accepting()), value

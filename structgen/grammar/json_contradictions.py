@@ -26,7 +26,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["checked_contradiction", "implied", "impossible", "object_contradiction"]
+__all__ = [
+    "UNSATISFIABLE_NOTE",
+    "checked_contradiction",
+    "implied",
+    "impossible",
+    "object_contradiction",
+    "unsatisfiable_note",
+]
+
+UNSATISFIABLE_NOTE = "unsatisfiable (its checks refuse every document):"
+"""How a grammar's notes start the line saying no document passes its checks."""
+
+
+def unsatisfiable_note(notes: tuple[str, ...]) -> tuple[str, str] | None:
+    """``(pointer, reason)`` from the note of ``Grammar.notes`` that says the schema is
+    unsatisfiable, if there is one."""
+    note = next((n for n in notes if n.startswith(UNSATISFIABLE_NOTE)), None)
+    if note is None:
+        return None
+    where, _, why = note[len(UNSATISFIABLE_NOTE) :].strip().partition(" ")
+    return where, why
 
 _NO_EFFECT = frozenset(
     "title description default examples $comment deprecated readOnly writeOnly".split()

@@ -10,11 +10,12 @@ where the float holds the value exactly.
 Deliberate simplifications (documented choices, not approximations of the accepted *values*):
     * ``number`` is the RFC 8259 number grammar, exactly.
     * ``integer`` accepts ``-?(0|[1-9][0-9]*)``; JSON Schema draft 6 and later count ``1.0`` as an
-      integer, so there it also accepts ``.0+`` after an integer of at most 15 digits (every such
-      integer is exact as a float; ``9007199254740993.0`` reads as ``...992``, and ``1`` followed
-      by 400 zeros and ``.0`` reads as ``inf``). Drafts 3 and 4 count only ``1`` as an integer:
-      no fraction at all (``fraction=False``). Integral values spelled with an exponent (``1e2``)
-      are rejected: "the value is integral" is not a regular property of exponent spellings.
+      integer, so there it also accepts ``.0+`` after an integer of magnitude at most 2**53
+      (every such integer is exact as a float; ``9007199254740993.0`` reads as ``...992``, and
+      ``1`` followed by 400 zeros and ``.0`` reads as ``inf``). Drafts 3 and 4 count only ``1``
+      as an integer: no fraction at all (``fraction=False``). Integral values spelled with an
+      exponent (``1e2``) are rejected: "the value is integral" is not a regular property of
+      exponent spellings.
     * ``-0`` (and, with fractions, ``-0.0``) is accepted wherever ``0`` is in range.
     * Integer ranges are unions of flat alternatives (a common prefix, one digit class, then any
       digits), at most about two per digit of the bounds: no nested groups, so deep bounds such
@@ -36,15 +37,24 @@ NUMBER_PATTERN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 INTEGER_FRACTION = r"\.0+"
 """The all-zero fraction an integer may carry in draft 6 and later (``1.0`` is an integer)."""
 
-FRACTION_DIGITS = 15
-"""Integers of at most this many digits may carry ``INTEGER_FRACTION`` (all exact as floats)."""
+FRACTION_MAGNITUDE = 2**53
+"""Integers of at most this magnitude may carry ``INTEGER_FRACTION`` (all exact as floats)."""
+
+_FRACTION_MAGNITUDE_PATTERN = (
+    "(?:0|[1-9][0-9]{0,14}|[1-8][0-9]{15}|900[0-6][0-9]{12}|90070[0-9]{11}|90071[0-8][0-9]{10}"
+    "|900719[0-8][0-9]{9}|9007199[0-1][0-9]{8}|90071992[0-4][0-9]{7}|900719925[0-3][0-9]{6}"
+    "|9007199254[0-6][0-9]{5}|90071992547[0-3][0-9]{4}|9007199254740[0-8][0-9]{2}"
+    "|90071992547409[0-8][0-9]|900719925474099[0-1]|9007199254740992)"
+)
+"""``0 ..= FRACTION_MAGNITUDE`` (spelled out: ``integer_range_pattern`` comes later; a test
+compares the two)."""
 
 INTEGER_DIGITS_PATTERN = r"-?(?:0|[1-9][0-9]*)"
 """Any integer, without a fraction."""
 
 INTEGER_PATTERN = (
     f"(?:{INTEGER_DIGITS_PATTERN}"
-    + rf"|-?(?:0|[1-9][0-9]{{0,{FRACTION_DIGITS - 1}}}){INTEGER_FRACTION})"
+    + rf"|-?{_FRACTION_MAGNITUDE_PATTERN}{INTEGER_FRACTION})"
 )
 """Any integer, with a fraction where ``json.loads`` keeps the value (draft 6 and later)."""
 
@@ -230,7 +240,7 @@ def integer_range_expr(low: int | None, high: int | None, fraction: bool) -> Exp
 
     The alternatives of ``integer_range_pattern`` as IR (a literal prefix, then a small regex that
     recurs across ranges), so no large regex has to be parsed. With ``fraction`` (draft 6+),
-    integers of at most ``FRACTION_DIGITS`` digits may also carry ``.0+``.
+    integers of magnitude at most ``FRACTION_MAGNITUDE`` may also carry ``.0+``.
     """
     alternatives = _range_alternatives(low, high)
     if alternatives is None:
@@ -238,7 +248,7 @@ def integer_range_expr(low: int | None, high: int | None, fraction: bool) -> Exp
     whole = alt(*(seq(lit(p), Regex(r)) if r else lit(p) for p, r in alternatives))
     if not fraction:
         return whole
-    cap = 10**FRACTION_DIGITS - 1
+    cap = FRACTION_MAGNITUDE
     small_low = -cap if low is None else max(low, -cap)
     small_high = cap if high is None else min(high, cap)
     small = integer_range_pattern(small_low, small_high)
@@ -302,7 +312,7 @@ def numeric_interval_empty(
 
 
 __all__ = [
-    "FRACTION_DIGITS",
+    "FRACTION_MAGNITUDE",
     "INTEGER_DIGITS_PATTERN",
     "INTEGER_FRACTION",
     "INTEGER_PATTERN",

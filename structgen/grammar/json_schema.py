@@ -62,7 +62,7 @@ from typing import Any
 from structgen.errors import ConfigurationError, InvalidSchema, LimitExceeded, UnsupportedFeature
 from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck
-from structgen.grammar.json_contradictions import checked_contradiction
+from structgen.grammar.json_contradictions import UNSATISFIABLE_NOTE, checked_contradiction
 from structgen.grammar.json_layout import (
     MAX_PRETTY_DEPTH,
     PRETTY_MARK,
@@ -331,10 +331,30 @@ class SchemaLowering(TypeLowering):
         if self.need_any:
             self.rules.update(self._any_rules())
         where, why = self.never_reason or ("#", "the schema accepts nothing")
-        rules = finish_rules(self.rules, self.rule_pointers, unsatisfiable=(where, why))
+        try:
+            rules = finish_rules(self.rules, self.rule_pointers, unsatisfiable=(where, why))
+        except InvalidSchema as exc:
+            if not self.contradictions:
+                raise
+            return self._keep_contradictions(exc)
         if self.options.whitespace_mode == "pretty":
             rules = pretty_layout(rules)
-        return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=self._notes())
+        notes = self._notes() + self.unsatisfiable_notes
+        return Grammar.from_rules(rules, report=tuple(self.report.values()), notes=notes)
+
+    def _keep_contradictions(self, exc: InvalidSchema) -> Grammar:
+        """The grammar of the document with its contradictory checks kept, not pruned.
+
+        Pruning a subschema whose check refuses every value (``json_contradictions``) removes
+        dead ends where something else remains (an optional member, another branch). When
+        nothing remains, the document is unsatisfiable only through keywords a check enforces:
+        the grammar keeps those checks, which refuse every value at completion (the verdict a
+        validator gives every instance), and its notes say it is unsatisfiable, where and why
+        (``generate`` refuses such a grammar up front: ``unsatisfiable_note``)."""
+        again = type(self)(self.root, self.options)
+        again.prune_contradictions = False
+        again.unsatisfiable_notes = (f"{UNSATISFIABLE_NOTE} {exc.location} {exc.message}",)
+        return again._run(validate=False)
 
     def check_metaschema(self) -> None:
         """Raise ``InvalidSchema`` (with the pointer of the offending keyword) unless the
@@ -374,9 +394,10 @@ class SchemaLowering(TypeLowering):
         keywords = self.checked_keywords.get(ctx.pointer)
         if expr is None or not keywords:
             return expr
-        if isinstance(schema, Mapping):
+        if isinstance(schema, Mapping) and self.prune_contradictions:
             found = checked_contradiction(schema, keywords, self._types(schema, ctx))
             if found is not None:  # the check would refuse every value: a dead end
+                self.contradictions.append(found)
                 return self._never(ctx.child(found[0]), found[1])
         why = self.refs.uncheckable(ctx.pointer)
         if why is not None:
@@ -486,7 +507,7 @@ class SchemaLowering(TypeLowering):
             f"up to {_MAX_PERMUTED_MEMBERS} members (within a budget of {_MAX_PERMUTATIONS} "
             "orders per enum), in the value's order beyond",
             "integer: -?(0|[1-9][0-9]*), and with .0+ (1.0 is an integer in this draft) up to "
-            "15 digits, where json.loads keeps the value; no exponent spellings"
+            "2**53 in magnitude, where json.loads keeps the value; no exponent spellings"
             if self.integral_floats
             else "integer: -?(0|[1-9][0-9]*); 1.0 is not an integer in this draft (3 or 4)",
             "format: every format some JSON Schema draft defines is asserted (by jsonschema's "

@@ -177,6 +177,11 @@ class LoweringBase:
         seconds = options.max_seconds
         self._limit = (time.monotonic() + seconds, seconds) if seconds is not None else None
         self.root_text = canonical(root)
+        # subschemas whose checks refuse every value are pruned (``json_contradictions``) unless
+        # that leaves the document unsatisfiable (``SchemaLowering._keep_contradictions``)
+        self.prune_contradictions = True
+        self.contradictions: list[tuple[str, str]] = []
+        self.unsatisfiable_notes: tuple[str, ...] = ()
 
     def lower(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         """The IR for the JSON texts valid under ``schema``; ``None`` if there are none."""
@@ -634,7 +639,8 @@ class TypeLowering(LoweringBase):
         found = object_contradiction(
             schema, self.checked_keywords.get(ctx.pointer, set()), parts, extra is not None
         )
-        if found is not None:
+        if found is not None and self.prune_contradictions:
+            self.contradictions.append(found)
             return self._never(ctx.child(found[0]), found[1])
         early = self._early_object(
             schema, ctx, parts, (key_expr, extra) if extra is not None else None, required

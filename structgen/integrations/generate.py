@@ -18,8 +18,9 @@ import torch
 
 from structgen.compiler import CompiledGrammar, compile
 from structgen.decoding.recovery import with_recovery
-from structgen.errors import ConfigurationError
+from structgen.errors import ConfigurationError, InvalidSchema
 from structgen.grammar.ir import Grammar
+from structgen.grammar.json_contradictions import unsatisfiable_note
 from structgen.grammar.json_layout import GENERATION_WHITESPACE
 from structgen.integrations.lm import CausalLM
 from structgen.sampling.awrs import AWRS
@@ -151,6 +152,11 @@ def resolve_constraint(
         if "whitespace" not in options and "whitespace_pattern" not in options:
             options["whitespace"] = GENERATION_WHITESPACE  # measured: json_layout
         g = Grammar.from_json_schema(schema_to_dict(schema), **options)
+        unsatisfiable = unsatisfiable_note(g.notes)
+        if unsatisfiable is not None:  # a validator's grammar; nothing could be generated
+            where, why = unsatisfiable
+            raise InvalidSchema(why, location=where, hint="no JSON document is valid under "
+                                "this schema, so none can be generated")  # fmt: skip
     elif regex is not None:
         g = Grammar.from_regex(regex)
     elif isinstance(grammar, str):

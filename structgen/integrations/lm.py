@@ -108,7 +108,8 @@ class CausalLM:
             ids = torch.tensor([list(map(int, row)) for row in ids], dtype=torch.long)
         if ids.dim() != 2 or ids.shape[1] == 0:
             raise ConfigurationError(
-                f"Invalid ids: expected a non-empty [batch, positions] array, got {tuple(ids.shape)}"
+                "Invalid ids: expected a non-empty [batch, positions] array, got "
+                f"{tuple(ids.shape)}"
             )
         kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
         if last_only and self._keep_arg is not None:

@@ -128,8 +128,9 @@ def _resolve(schema: Any, root: Any) -> Any:
 
 def canonical(value: Any, schema: Any, validator: Any) -> Any:
     """``value`` in the spelling the grammar accepts, where one exists (see module docstring)."""
-    if isinstance(value, float) and value.is_integer() and "e" in repr(value):
-        value = int(value)
+    integral = isinstance(value, float) and value.is_integer()
+    if integral and ("e" in repr(value) or abs(value) > 2**53):
+        value = int(value)  # past 2**53 integral floats are spelled as integers (json_numbers)
     schema = _resolve(schema, validator.schema)
     if not isinstance(schema, dict):
         return value

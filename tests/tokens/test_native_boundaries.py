@@ -83,7 +83,8 @@ def test_dfa_buffer_arguments_are_type_checked() -> None:
         d.structurally_covered(np.zeros(64, dtype=np.int32))
     with pytest.raises(IndexError):
         d.gather(_i32([99]), b"a")
-    out = np.frombuffer(d.gather(np.array([d.initial], dtype=np.int32), np.array([97], np.uint8)), np.int32)
+    gathered = d.gather(np.array([d.initial], dtype=np.int32), np.array([97], np.uint8))
+    out = np.frombuffer(gathered, np.int32)
     assert out.tolist() == [d.next(d.initial, 97)]
 
 
