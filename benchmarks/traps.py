@@ -314,6 +314,22 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def heading(argv: list[str], code: str) -> list[str]:
+    """The section's title and how it was run (``benchmarks.report`` includes the section)."""
+    return [
+        "## Dead ends under constraints: trap schemas and JSONSchemaBench (SmolLM2, CPU)",
+        "",
+        f"Command: `python -m benchmarks.traps {' '.join(argv)}`  ",
+        f"{time.strftime('%Y-%m-%d')}, structgen source hash {code}. *dead ends*: the output hit "
+        "the token budget inside a value no bytes can complete (judged by the validation grammar "
+        "and a bounded completion search; *unknown*: the search ran out); *valid*: jsonschema "
+        "accepts it, formats asserted. Peers' processors run inside `model.generate` on the same "
+        "prompts; their *errors* are schemas they refuse to compile.",
+        "",
+        "",
+    ]
+
+
 def markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
     lines = [
         "| suite | decoding | engine | outputs | valid | dead ends | unknown | hit token limit "
@@ -431,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     records = [r for r in records if r["engine"] in engines]  # a resumed run's engines only
     rows = summarise(records)
-    text = markdown(rows, records)
+    text = "\n".join(heading(sys.argv[1:] if argv is None else argv, code_hash())) + markdown(
+        rows, records
+    )
     (args.out / "traps.json").write_text(
         json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "code": code_hash(),
                     "wall_s": time.time() - started, "summary": rows, "records": records},
