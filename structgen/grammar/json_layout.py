@@ -39,14 +39,15 @@ __all__ = [
     "pretty_layout",
 ]
 
-GENERATION_WHITESPACE = "compact"
-"""The layout ``generate`` asks for when ``schema_options`` names none (``Grammar.from_json_schema``
-itself defaults to ``"flexible"``, which accepts every common layout: the reading validation and
-user-built processors want). Measured (``benchmarks/whitespace.py``, BENCHMARKS.md): SmolLM2 on 40
-JSONSchemaBench schemas, greedy, 160 tokens: valid 23 (compact) / 18 (flexible) / 17 (pretty),
-output tokens 3,557 / 4,293 / 4,478, ms per token about equal (349 / 362 / 284 p50; pretty's
-forced indentation is cheaper per token, not per output). Compact output is shorter, so fewer
-outputs run out of tokens; the model's own indented layout gains nothing."""
+GENERATION_WHITESPACE = "flexible"
+"""The layout ``generate`` asks for when ``schema_options`` names none. Measured
+(``benchmarks/whitespace.py``, BENCHMARKS.md, 2026-12-03): SmolLM2 on 21 JSONSchemaBench schemas,
+greedy, 160 tokens: valid 14 (compact) / 10 (flexible) / 9 (pretty), fewer outputs out of
+tokens with compact. But compact fails two of the real-model tests that flexible passes
+(issue 11's ``uniqueItems`` tags case: SmolLM2 wants ``", "`` between items and, refused the
+space, writes the separator inside a string; and a free-form object it nests forever): the
+sample is too small to trade those for. The default stays flexible until a larger measurement,
+including json.dumps' own default layout (one space after ``,`` and ``:``), decides."""
 
 WHITESPACE_MODES = ("compact", "flexible", "pretty")
 """The values of the ``whitespace`` option (``"bounded"`` is accepted as the old name of

@@ -236,8 +236,7 @@ def generate(
         top_p: nucleus filter on the unconstrained distribution (1.0: off).
         seed: seed for the sampler's random generator.
         schema_options: options for ``Grammar.from_json_schema``; ``whitespace`` defaults to
-            ``"compact"`` here (the measured best for generation, ``json_layout``), not to the
-            lowering's ``"flexible"``.
+            ``json_layout.GENERATION_WHITESPACE`` (``"flexible"``; why: its docstring).
         fast_forward: append the tokens the grammar forces (``Matcher.compute_ff_tokens``)
             without sampling; they join the next forward pass.
         token_healing: remove the prompt's last token (unless it is special) and require the

@@ -1,5 +1,5 @@
-"""``generate`` asks for the measured generation layout (compact) unless the caller names one;
-``Grammar.from_json_schema`` itself keeps the flexible default that validation wants."""
+"""``generate`` asks for ``GENERATION_WHITESPACE`` unless the caller names a layout, and the
+caller's layout wins; ``Grammar.from_json_schema`` itself defaults to flexible."""
 
 from __future__ import annotations
 
@@ -22,11 +22,14 @@ def _accepts(compiled: sg.CompiledGrammar, text: str) -> bool:
     return m.is_accepting()
 
 
-def test_generate_defaults_to_compact_layout() -> None:
-    assert GENERATION_WHITESPACE == "compact"
+def test_generate_uses_the_generation_layout_unless_told() -> None:
+    assert GENERATION_WHITESPACE == "flexible"
     compiled = resolve_constraint(VOCAB, schema=SCHEMA)
-    assert _accepts(compiled, json.dumps(VALUE, separators=(",", ":")))
-    assert not _accepts(compiled, json.dumps(VALUE))  # '{"a": 1}' has a space after ':'
+    assert _accepts(compiled, json.dumps(VALUE))
+    assert _accepts(compiled, json.dumps(VALUE, indent=2))
+    compact = resolve_constraint(VOCAB, schema=SCHEMA, schema_options={"whitespace": "compact"})
+    assert _accepts(compact, json.dumps(VALUE, separators=(",", ":")))
+    assert not _accepts(compact, json.dumps(VALUE))  # '{"a": 1}' has a space after ':'
 
 
 def test_caller_layout_wins_and_lowering_default_stays_flexible() -> None:
