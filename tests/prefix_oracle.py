@@ -62,7 +62,10 @@ def assert_prefix_exact(
     """Compile ``schema`` (compact layout) and check it against ``jsonschema`` (see above);
     ``dead_ends=True`` skips the prefix part (the language alone is compared)."""
     compiled = sg.compile(
-        sg.Grammar.from_json_schema(schema, whitespace="compact", **options), VOCAB
+        sg.Grammar.from_json_schema(
+            schema, whitespace="compact", **{"early_objects": True, **options}
+        ),
+        VOCAB,
     )
     validator = draft(schema, format_checker=draft.FORMAT_CHECKER)
     prefixes, complete = explore(compiled)

@@ -683,7 +683,7 @@ class TypeLowering(LoweringBase):
     ) -> Expr | None:
         """The object as a chain checked on each key (``json_early_objects``) where a check on it
         enforces a keyword a prefix can decide; None to lower it plainly."""
-        if self.options.property_order == "any":
+        if self.options.property_order == "any" or not self.options.early_objects:
             return None
         checked = self.checked_keywords.get(ctx.pointer, set())
         order = [name for name, _, _ in parts]

@@ -51,7 +51,8 @@ def test_dependencies_array_form_in_draft_7() -> None:
 def test_the_key_is_refused_at_its_first_character_and_the_separator_when_none_fits() -> None:
     schema = {"type": "object", "properties": {**PROPS, "d": X}, "additionalProperties": False,
               "dependentRequired": {"c": ["a"]}, "maxProperties": 2}  # fmt: skip
-    compiled = sg.compile(sg.Grammar.from_json_schema(schema, whitespace="compact"), VOCAB)
+    grammar = sg.Grammar.from_json_schema(schema, whitespace="compact", early_objects=True)
+    compiled = sg.compile(grammar, VOCAB)
     m = compiled.matcher()
     assert m.consume_bytes(b'{"b":"x",')
     assert not m.copy().consume_bytes(b'"c')  # c needs a, which can no longer come
@@ -63,7 +64,8 @@ def test_the_key_is_refused_at_its_first_character_and_the_separator_when_none_f
 def test_extra_members_count_too() -> None:
     schema = {"type": "object", "properties": {"a": X}, "maxProperties": 2,
               "additionalProperties": {"type": "integer"}}  # fmt: skip
-    compiled = sg.compile(sg.Grammar.from_json_schema(schema, whitespace="compact"), VOCAB)
+    grammar = sg.Grammar.from_json_schema(schema, whitespace="compact", early_objects=True)
+    compiled = sg.compile(grammar, VOCAB)
     m = compiled.matcher()
     assert m.consume_bytes(b'{"a":"x","zz":1')
     assert not m.copy().consume_bytes(b",")
