@@ -41,14 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import SoftTimeout, _on_alarm, code_hash, error_record  # isort: skip
-from benchmarks.e2e_common import check, load_peers, make_processor
-from benchmarks.jsonschemabench import SYSTEM, USER, select_files
+from benchmarks.e2e_common import check, make_processor
+from benchmarks.jsonschemabench import PROCESSORS as PEERS
+from benchmarks.jsonschemabench import SYSTEM, USER, Context, select_files
 from benchmarks.maskbench import DEFAULT_DATA, split_of
 from benchmarks.trap_schemas import TRAPS
 
 ENGINES = ("structgen", "structgen-norecovery", "llguidance", "xgrammar")
 WHITESPACE = ""  # --whitespace: structgen's layout ("": generate's default)
-PEERS = {"llguidance": "llguidance-processor", "xgrammar": "xgrammar-processor"}
 QUICK_SPLITS = (
     "Glaiveai2K",
     "Github_easy",
@@ -133,21 +133,6 @@ class Judge:
 
 
 # -- running one output -----------------------------------------------------------------------
-
-
-class Context:
-    def __init__(self, engines: list[str], threads: int) -> None:
-        import torch
-
-        from structgen.integrations.generate import vocabulary_for
-        from structgen.models import load_default_model
-
-        torch.set_num_threads(threads)
-        self.model, self.tok = load_default_model()
-        self.model.eval()
-        self.vocab = vocabulary_for(self.tok, self.model)
-        self.eos = sorted(self.vocab.eos_token_ids)
-        self.peers = load_peers(self.tok, self.vocab, [PEERS[e] for e in engines if e in PEERS])
 
 
 def generate_one(
