@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-MAX_CODEPOINT = 0x10FFFF
+from structgen.automata.utf8 import complement_ranges
 
 _PUNCT = frozenset('\\"/[](){}|?*+.^$-')
 _CONTROL = {"n": 10, "r": 13, "t": 9, "f": 12, "v": 11}
@@ -196,15 +196,7 @@ class _Parser:
             else:
                 merged.append((lo, hi))
         if negated:
-            out: list[tuple[int, int]] = []
-            nxt = 0
-            for lo, hi in merged:
-                if lo > nxt:
-                    out.append((nxt, lo - 1))
-                nxt = max(nxt, hi + 1)
-            if nxt <= MAX_CODEPOINT:
-                out.append((nxt, MAX_CODEPOINT))
-            merged = out
+            merged = complement_ranges(merged)
         return tuple(merged)
 
 
