@@ -127,38 +127,61 @@ def select_files(args: argparse.Namespace) -> list[Path]:
     return files
 
 
-def run_engine(engine: str, files: list[Path], args: argparse.Namespace) -> None:
+def run_engines(engines: list[str], files: list[Path], args: argparse.Namespace) -> None:
+    """Run every engine over ``files``, interleaved: file by file, each engine in turn (the
+    order rotating from file to file), one worker per engine. Run one engine after another,
+    a change in the machine's load between the runs lands on some engines only (the quick run
+    in BENCHMARKS.md at ce2c5eb measured structgen's front end, compile and every mask about
+    2x slower than the same code does on a quiet machine; its peers had run half an hour
+    earlier). Interleaved, every engine sees the same conditions within a file or two."""
+    import contextlib
+
     from tqdm import tqdm
 
-    out = Path(args.out.format(engine=engine, tokenizer=args.tokenizer)) if args.out \
-        else default_out(engine, args.tokenizer)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_ids(out)
-    todo = [f for f in files if f.name not in done]
-    print(f"[maskbench] {engine}: {len(todo)} files to run ({len(files) - len(todo)} already "
-          f"in {out})", file=sys.stderr)
-    if not todo:
-        return
-    worker_task = "benchmarks.maskbench:process_file"
-    pool = start_pool("maskbench", engine, args.tokenizer, worker_task, args.timeout_s, args.mem_gb)
-    if pool is None:
-        return
-    counts: dict[str, int] = {}
-    with pool, out.open("a") as f:
-        bar = tqdm(todo, desc=engine, unit="file", dynamic_ncols=True)
-        for path in bar:
-            rec = pool.run({"path": str(path), "raw_unicode": args.raw_unicode})
-            if "n_tests" not in rec:  # timeout or crash: the worker could not say
-                tests = json.loads(path.read_text()).get("tests", [])
-                rec.update(n_tests=len(tests), n_valid=sum(1 for t in tests if t["valid"]),
-                           n_invalid=sum(1 for t in tests if not t["valid"]))
-            rec = {"id": path.name, "split": split_of(path.name), "engine": engine,
-                   "tokenizer": args.tokenizer, "structgen_code": pool.code, **rec}
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            counts[rec["status"]] = counts.get(rec["status"], 0) + 1
-            bar.set_postfix(counts, refresh=False)
-    print(f"[maskbench] {engine}: {counts}", file=sys.stderr)
+    lanes: list[dict[str, Any]] = []
+    for engine in engines:
+        out = Path(args.out.format(engine=engine, tokenizer=args.tokenizer)) if args.out \
+            else default_out(engine, args.tokenizer)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        done = done_ids(out)
+        todo = {f.name for f in files if f.name not in done}
+        print(f"[maskbench] {engine}: {len(todo)} files to run ({len(files) - len(todo)} "
+              f"already in {out})", file=sys.stderr)
+        if todo:
+            lanes.append({"engine": engine, "out": out, "todo": todo, "counts": {}})
+    with contextlib.ExitStack() as stack:
+        for lane in list(lanes):
+            pool = start_pool("maskbench", lane["engine"], args.tokenizer,
+                              "benchmarks.maskbench:process_file", args.timeout_s, args.mem_gb)
+            if pool is None:
+                lanes.remove(lane)
+                continue
+            lane["pool"] = stack.enter_context(pool)
+            lane["file"] = stack.enter_context(lane["out"].open("a"))
+        work = [f for f in files if any(f.name in lane["todo"] for lane in lanes)]
+        bar = tqdm(work, desc="maskbench", unit="file", dynamic_ncols=True)
+        for k, path in enumerate(bar):
+            turn = k % len(lanes)
+            for lane in lanes[turn:] + lanes[:turn]:
+                if path.name in lane["todo"]:
+                    run_one(lane, path, args)
+    for lane in lanes:
+        print(f"[maskbench] {lane['engine']}: {lane['counts']}", file=sys.stderr)
+
+
+def run_one(lane: dict[str, Any], path: Path, args: argparse.Namespace) -> None:
+    """One file on one engine's worker; its record appended to the engine's jsonl."""
+    pool, engine = lane["pool"], lane["engine"]
+    rec = pool.run({"path": str(path), "raw_unicode": args.raw_unicode})
+    if "n_tests" not in rec:  # timeout or crash: the worker could not say
+        tests = json.loads(path.read_text()).get("tests", [])
+        rec.update(n_tests=len(tests), n_valid=sum(1 for t in tests if t["valid"]),
+                   n_invalid=sum(1 for t in tests if not t["valid"]))
+    rec = {"id": path.name, "split": split_of(path.name), "engine": engine,
+           "tokenizer": args.tokenizer, "structgen_code": pool.code, **rec}
+    lane["file"].write(json.dumps(rec) + "\n")
+    lane["file"].flush()
+    lane["counts"][rec["status"]] = lane["counts"].get(rec["status"], 0) + 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,8 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     log_run("maskbench", ["python", "-m", "benchmarks.maskbench", *(argv or sys.argv[1:])])
     files = select_files(args)
-    for engine in [e for e in args.engines.split(",") if e]:
-        run_engine(engine, files, args)
+    run_engines([e for e in args.engines.split(",") if e], files, args)
     return 0
 
 
