@@ -260,7 +260,7 @@ class CfgTokenIndex:
         plan = (
             base,
             tuple(np.unique(np.concatenate(sinks)).tolist()) if sinks else (),
-            tuple(np.unique(np.concatenate(mids)).tolist()) if mids else (),
+            self._outermost(node, np.unique(np.concatenate(mids))) if mids else (),
         )
         with self._lock:
             if len(self._plans) >= _MAX_MASKS:
@@ -297,6 +297,24 @@ class CfgTokenIndex:
                 continue
             if here_mids.size:
                 self._plan_collect(after, here_mids, base, sinks, mids)
+
+    def _outermost(self, node: int, mids: np.ndarray) -> tuple[int, ...]:
+        """The ``mids`` (trie nodes below ``node``) with no other of them above: the exact mask
+        below a mid covers every mid under it, so recomputing those too would double the work
+        at each level (2**k walks below a token with k mids on its path, e.g. a long run of
+        spaces where whitespace may end at every byte)."""
+        if mids.size < 2:
+            return tuple(mids.tolist())
+        inside = set(mids.tolist())
+        parent = self.trie.parent
+        out = []
+        for mid in mids.tolist():
+            up = int(parent[mid])
+            while up != node and up not in inside:
+                up = int(parent[up])
+            if up == node:
+                out.append(mid)
+        return tuple(out)
 
     def _configuration(self, sets: list[EarleySet], pos: int) -> int | None:
         """A canonical id of the parse configuration at ``pos``: equal ids accept the same
@@ -360,6 +378,7 @@ class CfgTokenIndex:
         """
         local = np.zeros_like(acc)
         verify: list[np.ndarray] = []
+        replay: list[np.ndarray] = []
         base_state, base_node = base
         for scan in state.last.scans:
             t, q, _ = scan
@@ -372,11 +391,8 @@ class CfgTokenIndex:
             except NeedsBytes:
                 if sinks.size:
                     verify.append(sinks)
-                for mid in mids.tolist():
-                    exact = self.parser.advance(base_state, self._node_bytes(base_node, mid))
-                    if exact is not None:
-                        here = np.array([mid], dtype=np.int64)
-                        self._collect_checked(exact, here, local, (exact, mid))
+                if mids.size:
+                    replay.append(mids)
                 continue
             if after is None:
                 if sinks.size:
@@ -384,6 +400,12 @@ class CfgTokenIndex:
                 continue
             if mids.size:
                 self._collect_checked(after, mids, local, base)
+        if replay:
+            for mid in self._outermost(base_node, np.unique(np.concatenate(replay))):
+                exact = self.parser.advance(base_state, self._node_bytes(base_node, mid))
+                if exact is not None:
+                    here = np.array([mid], dtype=np.int64)
+                    self._collect_checked(exact, here, local, (exact, mid))
         if verify:
             # A token that ends where a terminal ends with nothing after it survives only if the
             # completion passes the semantic checks: verify those tokens exactly.

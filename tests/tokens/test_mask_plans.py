@@ -111,3 +111,42 @@ def test_repeated_configurations_share_a_plan() -> None:
         assert m.consume_bytes(b"x")
         m.next_token_bitmask_np()
     assert len(compiled.index._plans) == plans
+
+
+def test_nested_replays_below_one_token_are_walked_once() -> None:
+    """Where a check fires at each of k nested trie nodes on one token's path (a key check after
+    whitespace that may end at every byte of a newline and its indentation), the planner replays
+    only the outermost: the mask below it covers the rest. Replaying every one doubled the work
+    per level (2**k walks; with SmolLM2's indentation tokens, a minute for one mask on
+    MaskBench's ``Github_easy---o83411``, whose schema this is)."""
+    run = 16
+    vocab = sg.Vocabulary.byte_level(
+        [b"\n" + b" " * k for k in range(1, run + 1)] + [b' "', b'"i', b'":', b'"x"', b"}"]
+    )
+    props = ["identifier", "version", "output", "mimeType", "magicLocation"]
+    schema = {
+        "type": "object",
+        "properties": {p: {"type": "string"} for p in props},
+        "required": props,
+        "maxProperties": 5,
+    }
+    grammar = sg.Grammar.from_json_schema(schema, additional_properties="spec")
+    compiled = sg.compile(grammar, vocab, use_cache=False)
+    index = compiled.index
+    calls = 0
+    below = index._mask_below
+
+    def counted(state: object, node: int) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return below(state, node)  # type: ignore[arg-type]
+
+    index._mask_below = counted  # type: ignore[method-assign]
+    m = compiled.matcher()
+    assert m.consume_bytes(b'{"identifier": "x",')
+    mask = m.next_token_bitmask_np()
+    assert calls <= 4 * run  # linear in the run; it was 2**run
+    brute = [t for t in range(vocab.vocab_size) if m.copy().consume_token(t)]
+    allowed = np.flatnonzero(np.unpackbits(mask.view(np.uint8), bitorder="little"))
+    assert allowed.tolist() == brute
+    assert np.array_equal(index.reference_bitmask(m._state), mask)
