@@ -79,6 +79,39 @@ def assert_prefix_exact(
     return compiled
 
 
+def rejected_at(compiled: sg.CompiledGrammar, data: bytes) -> int | None:
+    """Index of the first byte the engine rejects in ``data``, or None if it takes every byte."""
+    m = compiled.matcher()
+    for i in range(len(data)):
+        if not m.consume_bytes(data[i : i + 1]):
+            return i
+    return None
+
+
+def assert_rejections_sound(
+    compiled: sg.CompiledGrammar, texts: dict[bytes, bool]
+) -> list[tuple[bytes, int]]:
+    """Feed each text of a corpus (text -> valid under the schema) byte by byte. A text the
+    engine takes whole must be complete exactly when it is valid; where it rejects a byte, the
+    text must be invalid and so must every text of the corpus with that prefix (a rejected
+    prefix has no valid completion among them). Returns ``(text, index of the rejected byte)``
+    for each rejected text, for the caller to judge how early the rejections came."""
+    rejected: list[tuple[bytes, int]] = []
+    for data, valid in texts.items():
+        cut = rejected_at(compiled, data)
+        if cut is None:
+            m = compiled.matcher()
+            m.consume_bytes(data)
+            assert m.is_accepting() == valid, data
+            continue
+        assert not valid, data  # a valid document is never rejected
+        prefix = data[: cut + 1]
+        completions = [d for d in texts if d.startswith(prefix)]
+        assert not any(texts[d] for d in completions), (prefix, completions)
+        rejected.append((data, cut))
+    return rejected
+
+
 def objects(keys: list[str], values: list[Any], *, any_order: bool) -> list[dict[str, Any]]:
     """Every object over ``keys`` (a subset, in key order or every order) and ``values``."""
     out: list[dict[str, Any]] = []

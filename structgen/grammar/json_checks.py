@@ -6,7 +6,8 @@ the root; formats asserted: every format any draft defines, whatever the documen
 exact by construction: the grammar over-approximates the value's language, and the check removes
 exactly the values the validator rejects. Used for ``uniqueItems``, ``multipleOf`` on numbers,
 ``not``, ``if``/``then``/``else``, ``dependentRequired``/``dependentSchemas``, ``oneOf``
-exclusivity, ``contains`` counts, unanchored ``pattern`` and ``format`` validity.
+exclusivity, ``contains`` counts (also counted in the grammar: ``json_early_arrays``), unanchored
+``pattern`` and ``format`` validity.
 
 Deliberate simplification: the whole subschema is re-validated at completion (not only the
 keywords the grammar missed); values are small, so this costs microseconds to a millisecond.

@@ -43,6 +43,7 @@ from structgen.grammar.json_checks import (
     canonical,
 )
 from structgen.grammar.json_contradictions import object_contradiction
+from structgen.grammar.json_early_arrays import NoArray, contains_counts, early_contains
 from structgen.grammar.json_early_objects import early_object, object_keys
 from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
@@ -741,6 +742,7 @@ class TypeLowering(LoweringBase):
         unique = schema.get("uniqueItems") is True and "uniqueItems" in self.checked_keywords.get(
             ctx.pointer, ()
         )
+        counts = self._contains_counts(schema, ctx)
         prefix: list[Expr] = []
         cap = high
         if "prefixItems" in active:
@@ -756,7 +758,8 @@ class TypeLowering(LoweringBase):
         item: Expr | None
         if "items" not in active:
             if not prefix and not low and high is None and cap is None and not unique:
-                return self._any_array()
+                if counts is None:
+                    return self._any_array()
             item = self._any_value()
         elif isinstance(schema["items"], list):
             self._refuse(
@@ -773,6 +776,14 @@ class TypeLowering(LoweringBase):
         if cap is not None and need > cap:
             return self._never(ctx, "no array length is possible")
         prefix = prefix[:cap] if cap is not None else prefix
+        if counts is not None:
+            early = early_contains(self, ctx, prefix, item, counts, (low, cap), unique)
+            if isinstance(early, NoArray):
+                if self.prune_contradictions:
+                    self.contradictions.append(("contains", early.reason))
+                    return self._never(ctx.child("contains"), early.reason)
+            elif early is not None:
+                return early
         empty = seq(lit("["), self.ws, lit("]"))
         if cap == 0:
             return empty
@@ -797,6 +808,17 @@ class TypeLowering(LoweringBase):
         assert head is not None
         nonempty = seq(lit("["), self.ws, head, tail, self.ws, lit("]"))
         return alt(nonempty, empty) if low == 0 else nonempty
+
+    def _contains_counts(
+        self, schema: Mapping[str, Any], ctx: SchemaCtx
+    ) -> tuple[int, int | None] | None:
+        """Early ``contains``: ``(minContains, maxContains)`` where a check on this array
+        enforces ``contains`` and the counts can live in the grammar (``json_early_arrays``)."""
+        if "contains" not in schema or "contains" not in self.checked_keywords.get(ctx.pointer, ()):
+            return None
+        if self.refs.uncheckable(ctx.pointer) is not None:
+            return None
+        return contains_counts(schema, self.dialect.__name__)
 
     def _unique_items(
         self, prefix: list[Expr], item: Expr | None, low: int, cap: int | None, ctx: SchemaCtx
