@@ -13,7 +13,9 @@ The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
 also the expected gain, in tokens, of drafting token ``i``. Its cost is one more position in
 the verification pass, plus drafting it (measured per source: a drafter that runs a model pays
 per token). Pass costs are learned from the loop's own timings as a function of the number of
-positions (``pass_cost``: measured per size, a fitted line elsewhere), because on CPU the curve
+positions (``pass_cost``: measured per size, a fitted line elsewhere), as a low quantile of the
+recent timings of each size, since a preempted or throttled pass only ever takes longer (on a
+busy machine the means made multi-position passes look dear and drafts short). On CPU the curve
 is not a line: going from 1 to 2 positions costs ~60% of a pass for SmolLM2, each position
 after that a few percent. With ``C`` the step's cost so far and ``E = 1 + s_1 + ... + s_{i-1}``
 its expected tokens, token ``i`` is drafted while
@@ -31,11 +33,15 @@ grammar itself (``forced``) keeps its own acceptance rate. Drafters that take th
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from structgen.errors import ConfigurationError
 
 __all__ = ["AdaptiveDraftLength", "DraftLength", "FixedDraftLength"]
+
+_PASS_WINDOW = 16  # recent timings kept per pass size
+_PASS_QUANTILE = 0.25  # the estimate of a size's cost: this quantile of its window
 
 
 class DraftLength:
@@ -144,7 +150,7 @@ class AdaptiveDraftLength(DraftLength):
         ``b / a`` of the pass-cost model ``a + b * n``; None fits it from ``record_pass``
         timings (prior 0.05 until a few passes of different sizes were seen).
     decay : float
-        Weight of the past in the acceptance rates and the cost fit, per observation.
+        Weight of the past in the acceptance rates and the draft costs, per observation.
     """
 
     max_tokens: int = 32
@@ -153,8 +159,9 @@ class AdaptiveDraftLength(DraftLength):
     decay: float = 0.97
     _rates: dict[str, _Rate] = field(default_factory=dict, repr=False)
     _calibration: dict[str, _Calibration] = field(default_factory=dict, repr=False)
-    _fit: list[float] = field(default_factory=lambda: [0.0] * 5, repr=False)
-    _by_size: dict[int, list[float]] = field(default_factory=dict, repr=False)
+    _by_size: dict[int, deque[float]] = field(default_factory=dict, repr=False)
+    _size_cost: dict[int, float] = field(default_factory=dict, repr=False)
+    _line: tuple[float, float] | None = field(default=None, repr=False)
     _draft_cost: dict[str, list[float]] = field(default_factory=dict, repr=False)
     _count: int = field(default=0, repr=False)
     _drafts: int = field(default=0, repr=False)
@@ -179,22 +186,32 @@ class AdaptiveDraftLength(DraftLength):
 
     def _pass_seconds(self) -> tuple[float, float] | None:
         """The fitted ``(a, b)`` in seconds, or None before a few passes of different sizes."""
-        w, sx, sy, sxx, sxy = self._fit
+        return self._line
+
+    def _refit(self) -> None:
+        """The line ``a + b * n`` through each size's estimate, weighted by its timings."""
+        w = sx = sy = sxx = sxy = 0.0
+        for size, cost in self._size_cost.items():
+            k = float(len(self._by_size[size]))
+            x = float(size)
+            w, sx, sy = w + k, sx + k * x, sy + k * cost
+            sxx, sxy = sxx + k * x * x, sxy + k * x * cost
         var = w * sxx - sx * sx
         if w < 4 or var <= 1e-9 * max(w * sxx, 1.0):
-            return None
+            self._line = None
+            return
         b = (w * sxy - sx * sy) / var
-        return (sy - b * sx) / w, b
+        self._line = ((sy - b * sx) / w, b)
 
     def pass_cost(self, positions: int) -> float:
         """Predicted cost of a pass over ``positions`` positions.
 
-        In seconds once timings of a few passes of different sizes were recorded: the running
-        mean of passes of exactly that size where seen twice, else the line ``a + b * n`` fitted
-        to all passes. (On CPU the step from 1 to 2 positions is large, ~60% for SmolLM2: the
-        matrix-vector kernels give way to matrix-matrix ones; beyond that a position costs a
-        few percent.) Before that, or with a fixed ``cost_ratio``, in units of a one-position
-        pass: ``1 + ratio * (positions - 1)``.
+        In seconds once timings of a few passes of different sizes were recorded: a low
+        quantile of the recent passes of exactly that size where seen twice, else the line
+        ``a + b * n`` fitted to those estimates. (On CPU the step from 1 to 2 positions is
+        large, ~60% for SmolLM2: the matrix-vector kernels give way to matrix-matrix ones;
+        beyond that a position costs a few percent.) Before that, or with a fixed
+        ``cost_ratio``, in units of a one-position pass: ``1 + ratio * (positions - 1)``.
         """
         positions = max(positions, 1)
         if self.cost_ratio is not None:
@@ -203,8 +220,8 @@ class AdaptiveDraftLength(DraftLength):
         if fit is None:
             return 1.0 + 0.05 * (positions - 1)
         seen = self._by_size.get(positions)
-        if seen is not None and seen[1] >= 2.0:
-            return seen[0] / seen[1]
+        if seen is not None and len(seen) >= 2:
+            return self._size_cost[positions]
         a, b = fit
         return max(a + b * positions, 1e-6)
 
@@ -226,8 +243,8 @@ class AdaptiveDraftLength(DraftLength):
         seconds = spent[0] / spent[1]
         if self.cost_ratio is None and self._pass_seconds() is not None:
             return seconds
-        w = self._fit[0]
-        return seconds / (self._fit[2] / w) if w > 0 and self._fit[2] > 0 else 0.0
+        one = self._size_cost.get(1)  # in units of a one-position pass
+        return seconds / one if one else 0.0
 
     def record_draft(self, source: str, tokens: int, seconds: float) -> None:
         """``source`` took ``seconds`` to propose ``tokens`` tokens."""
@@ -240,19 +257,11 @@ class AdaptiveDraftLength(DraftLength):
     def record_pass(self, positions: int, seconds: float) -> None:
         if positions <= 0 or not math.isfinite(seconds) or seconds <= 0:
             return
-        d = self.decay
-        seen = self._by_size.setdefault(positions, [0.0, 0.0])
-        seen[0] = d * seen[0] + seconds
-        seen[1] = d * seen[1] + 1.0
-        w, sx, sy, sxx, sxy = self._fit
-        x = float(positions)
-        self._fit = [
-            d * w + 1,
-            d * sx + x,
-            d * sy + seconds,
-            d * sxx + x * x,
-            d * sxy + x * seconds,
-        ]
+        seen = self._by_size.setdefault(positions, deque(maxlen=_PASS_WINDOW))
+        seen.append(seconds)
+        ordered = sorted(seen)
+        self._size_cost[positions] = ordered[int(_PASS_QUANTILE * (len(ordered) - 1))]
+        self._refit()
 
     # ------------------------------------------------------------------ per draft
 

@@ -166,6 +166,12 @@ def test_adaptive_length_learns_to_stop_and_counts_forced_apart() -> None:
         timed.record_pass(n, t)
     assert timed.pass_cost(1) == pytest.approx(0.07) and timed.pass_cost(2) == pytest.approx(0.115)
     assert 0.12 < timed.pass_cost(12) < 0.15  # between the sizes seen: the fitted line
+    # a pass preempted by other work only takes longer: a low quantile, not the mean
+    noisy = AdaptiveDraftLength()
+    for k in range(16):
+        noisy.record_pass(1, 0.07 if k % 4 else 0.3)
+        noisy.record_pass(8, 0.12 if k % 4 else 0.5)
+    assert noisy.pass_cost(1) == pytest.approx(0.07) and noisy.pass_cost(8) == pytest.approx(0.12)
     # a token that does not pay alone (0.5 of a token for ~64% of a pass) opens a run that does
     timed._drafts = 1  # not an exploration draft
     for p, expected in [(0.3, False), (0.5, True)]:
