@@ -12,13 +12,15 @@ completion from it reaches an accepted array (``minItems``/``maxItems``, ``minCo
 - a non-matching item is refused when the slots left (``maxItems``) are all needed for matches.
 
 An item is *decided* at its first distinguishing byte where the item schema is a finite set of
-values (``enum``/``const``, ``boolean``, ``null``): the values are split by the ``contains``
-validator at compile time into two enums. Elsewhere each variant is the item restricted by a
-check (``ContainsItem``) that fires as the item completes. The array's own check still runs, so
-the language is unchanged.
+values (``enum``/``const``, ``boolean``, ``null``: the values are split by the ``contains``
+validator at compile time into two enums), where the item's grammar has at most
+``MAX_FINITE_VALUES`` texts (``ir_strings.finite_strings``: split into two sets of literals), or,
+for the matching variant, where ``contains`` is a finite set of values (those the item allows).
+Elsewhere a variant is the item restricted by a check (``ContainsItem``) that fires as the item
+completes. The array's own check still runs, so the language is unchanged.
 
-Deliberate simplifications: where the item is not a finite set of values, whether a matching
-(non-matching) item exists at all is judged only by ``json_contradictions.impossible``
+Deliberate simplifications: where the item is not a finite set of values or texts, whether a
+matching (non-matching) item exists at all is judged only by ``json_contradictions.impossible``
 (``implied``): a schema where, say, no integer item can match a ``contains`` of ``minimum: 5``
 beside ``maximum: 3`` keeps prefixes that are dead ends (the checks then refuse every item, as
 before). With ``uniqueItems`` too, each item is also checked for uniqueness (up to
@@ -35,7 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from structgen.grammar.ir import Check, Expr, Ref, Repeat, alt, lit, seq
+from structgen.grammar.ir import Check, Expr, Lit, Ref, Repeat, alt, lit, seq
+from structgen.grammar.ir_strings import finite_strings
 from structgen.grammar.json_checks import JsonSchemaCheck, UniqueLastItem, canonical
 from structgen.grammar.json_contradictions import implied, impossible
 
@@ -53,7 +56,7 @@ __all__ = [
 MAX_CONTAINS_STATES = 2048
 """Arrays whose (items, matches) states would outnumber this keep the plain lowering."""
 MAX_FINITE_VALUES = 256
-"""Item schemas with more values than this are not split by value (a check per item instead)."""
+"""Items with more values (texts) than this are not split by value (text) at compile time."""
 _LEGACY_CONTAINS = frozenset({"Draft6Validator", "Draft7Validator"})
 """Dialects whose ``contains`` ignores ``minContains``/``maxContains`` (at least one match)."""
 _NO_EFFECT = frozenset(
@@ -203,6 +206,16 @@ def _element(
             for matches in (True, False)
         ]
         match, other = (_enum(low, item_schema, p, pointer) if p else None for p in parts)
+        return _Element(plain, match, other)
+    pending = frozenset(name for name, _, _ in low._pending_refs)
+    strings = None
+    if low.options.whitespace_mode != "pretty":  # its whitespace is a placeholder until the end
+        strings = finite_strings(expr, low.rules, MAX_FINITE_VALUES, pending)
+    if strings is not None:
+        # the item is one of a few texts: split them (decided at the first byte that differs)
+        texts = sorted(strings)
+        split = [[Lit(t) for t in texts if contains(t) == matches] for matches in (True, False)]
+        match, other = (alt(*lits) if lits else None for lits in split)
         return _Element(plain, match, other)
     branch = resolve_pointer(low.root, contains.pointer)
     types = _type_list(schema)

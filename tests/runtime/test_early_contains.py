@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prefix_oracle import (
     VOCAB,
     arrays,
@@ -27,10 +29,12 @@ from prefix_oracle import (
 )
 
 import structgen as sg
+from structgen.grammar import json_early_arrays
+from structgen.integrations.generate import resolve_constraint
 
 ABC = ["a", "b", "c"]
 E = {"enum": ABC}
-P = {"type": "string", "pattern": "^[abc]$"}  # not split by value: a check per item
+P = {"type": "string", "pattern": "^[abc]$"}  # not split by value: by its three texts
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 
 
@@ -84,7 +88,10 @@ AT_COMPLETION: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("schema", AT_COMPLETION, ids=lambda s: json.dumps(s)[30:110])
-def test_every_accepted_prefix_at_an_item_boundary_completes(schema: dict[str, Any]) -> None:
+def test_every_accepted_prefix_at_an_item_boundary_completes(
+    schema: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(json_early_arrays, "MAX_FINITE_VALUES", 1)  # items not split by text
     grammar = sg.Grammar.from_json_schema(schema, whitespace="compact")
     compiled = sg.compile(grammar, VOCAB)
     validator = jsonschema.Draft202012Validator(schema)
@@ -184,3 +191,38 @@ def test_an_optional_impossible_array_is_left_out() -> None:
     m = sg.compile(grammar, VOCAB).matcher()
     assert not m.copy().consume_bytes(b'{"t"')
     assert m.consume_bytes(b"{}") and m.is_accepting()
+
+
+ITEM_SCHEMAS = [E, {"enum": ["a", "b"]}, {"const": "b"}, P, {"type": "string", "pattern": "^[ab]$"}]
+CONTAINS = [{"const": "b"}, {"enum": ["a", "b"]}, {"not": {"const": "a"}}, {"pattern": "c"},
+            {"type": "string"}, {"maxLength": 0}, {"type": "boolean"}]  # fmt: skip
+COUNT = st.one_of(st.none(), st.integers(0, 3))
+
+
+@st.composite
+def _contains_schemas(draw: st.DrawFn) -> dict[str, Any]:
+    schema: dict[str, Any] = _array(
+        draw(st.sampled_from(ITEM_SCHEMAS)),
+        draw(st.sampled_from(CONTAINS)),
+        maxItems=draw(st.integers(0, 4)),
+    )
+    if draw(st.booleans()):
+        schema["prefixItems"] = draw(
+            st.lists(st.sampled_from(ITEM_SCHEMAS), min_size=1, max_size=2)
+        )
+    for key in ("minContains", "maxContains", "minItems"):
+        if (value := draw(COUNT)) is not None:
+            schema[key] = value
+    return schema
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_contains_schemas())
+def test_random_count_schemas_are_prefix_exact(schema: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    domain = arrays(ABC, schema["maxItems"])
+    if not any(validator.is_valid(v) for v in domain):  # unsatisfiable: refused up front
+        with pytest.raises(sg.InvalidSchema):
+            resolve_constraint(VOCAB, schema=schema)
+        return
+    assert_prefix_exact(schema, domain)
