@@ -63,6 +63,7 @@ from structgen.errors import ConfigurationError, InvalidSchema, LimitExceeded, U
 from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Grammar, Ref, Regex, alt, lit, seq
 from structgen.grammar.json_checks import JsonSchemaCheck
 from structgen.grammar.json_contradictions import UNSATISFIABLE_NOTE, checked_contradiction
+from structgen.grammar.json_decided import NoText, decided
 from structgen.grammar.json_layout import (
     MAX_PRETTY_DEPTH,
     PRETTY_MARK,
@@ -425,7 +426,16 @@ class SchemaLowering(TypeLowering):
         predicate = JsonSchemaCheck(
             self.root_text, ctx.pointer, tuple(sorted(keywords)), draft=self.refs.draft
         )
-        return Check(expr, predicate)
+        checked = Check(expr, predicate)
+        texts = decided(self, checked)  # a few texts: the check runs now (json_decided)
+        if isinstance(texts, NoText):
+            keyword = min(keywords)
+            reason = f"no value the grammar allows passes {', '.join(sorted(keywords))}"
+            if self.prune_contradictions:
+                self.contradictions.append((keyword, reason))
+                return self._never(ctx.child(keyword), reason)
+            return checked
+        return checked if texts is None else texts
 
     def _lower_unchecked(self, schema: Any, ctx: SchemaCtx) -> Expr | None:
         if schema is True:
