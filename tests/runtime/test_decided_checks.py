@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prefix_oracle import VOCAB, arrays, assert_prefix_exact, assert_unsatisfiable, objects
 
 import structgen as sg
 from structgen.grammar.ir import Check
+from structgen.integrations.generate import resolve_constraint
 
 WORDS = ["a", "ab", "b", "ba"]
 W = {"enum": WORDS}
@@ -87,3 +91,36 @@ def test_a_value_no_text_of_which_passes_is_unsatisfiable() -> None:
     m = sg.compile(sg.Grammar.from_json_schema(schema, whitespace="compact"), VOCAB).matcher()
     assert not m.copy().consume_bytes(b'{"p"')  # the optional member is left out
     assert m.consume_bytes(b"{}") and m.is_accepting()
+
+
+SUBSCHEMAS = [{"const": "a"}, {"enum": ["ab", "ba"]}, {"pattern": "^a"}, {"maxLength": 1},
+              {"minLength": 2}, {"pattern": "b$"}, {}, False]  # fmt: skip
+SUB = st.sampled_from(SUBSCHEMAS)
+
+
+@st.composite
+def _checked_enums(draw: st.DrawFn) -> dict[str, Any]:
+    words = st.lists(st.sampled_from(WORDS), min_size=1, unique=True)
+    schema: dict[str, Any] = {"enum": draw(words)}
+    kind = draw(st.sampled_from(["not", "oneOf", "allOf", "if"]))
+    if kind == "not":
+        schema["not"] = draw(SUB)
+    elif kind == "if":
+        schema.update({"if": draw(SUB), "then": draw(SUB), "else": draw(SUB)})
+    else:
+        schema[kind] = draw(st.lists(SUB, min_size=1, max_size=3))
+    if draw(st.booleans()):  # as an array's items, or inside an object
+        return {"type": "array", "items": schema, "maxItems": 2}
+    return schema
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_checked_enums())
+def test_random_checked_enums_are_prefix_exact(schema: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    domain: list[Any] = arrays(WORDS, 2) if schema.get("type") == "array" else list(WORDS)
+    if not any(validator.is_valid(v) for v in domain):
+        with pytest.raises(sg.InvalidSchema):
+            resolve_constraint(VOCAB, schema=schema)
+        return
+    assert_prefix_exact(schema, domain)
