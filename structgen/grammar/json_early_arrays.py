@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from structgen.grammar.ir import Check, Expr, Lit, Ref, Repeat, alt, lit, seq
+from structgen.grammar.ir import Alt, Check, Expr, Lit, Ref, Repeat, alt, lit, seq
 from structgen.grammar.ir_strings import finite_strings
 from structgen.grammar.json_checks import JsonSchemaCheck, UniqueLastItem, canonical
 from structgen.grammar.json_contradictions import implied, impossible
@@ -53,7 +53,7 @@ __all__ = [
     "early_contains",
 ]
 
-MAX_CONTAINS_STATES = 2048
+MAX_CONTAINS_STATES = 1024
 """Arrays whose (items, matches) states would outnumber this keep the plain lowering."""
 MAX_FINITE_VALUES = 256
 """Items with more values (texts) than this are not split by value (text) at compile time."""
@@ -231,13 +231,13 @@ def _element(
         match = _enum(low, {}, kept, contains.pointer) if kept else None
     elif not none:
         check = Check(plain, ContainsItem(contains, True))
-        match = Ref(low.new_rule("contains", ctx.pointer, check))
+        match = Ref(low.new_rule("contains_match", ctx.pointer, check))
     other: Expr | None = None
     if none and schema is not False:
         other = plain
     elif not every:
         check = Check(plain, ContainsItem(contains, False))
-        other = Ref(low.new_rule("contains", ctx.pointer, check))
+        other = Ref(low.new_rule("contains_other", ctx.pointer, check))
     return _Element(plain, match, other)
 
 
@@ -348,10 +348,14 @@ def early_contains(
             ends += _absorbing(low, ctx, at(depth), into, step, live, accepting, depth, extend)
             break
         for m, bodies in into.items():
-            rules[(k + 1, m)] = low.new_rule("contains", ctx.pointer, alt(*bodies))
+            # named by state: rule names stay unique without new_rule's search
+            name = f"contains_{k + 1}_{m}"
+            rules[(k + 1, m)] = low.new_rule(name, ctx.pointer, alt(*bodies))
             if accepting(k + 1, m):
                 ends.append(Ref(rules[(k + 1, m)]))
-    arrays = [seq(lit("["), low.ws, alt(*ends), low.ws, lit("]"))] if ends else []
+    # the ends are distinct rules: no need for alt's (quadratic) search for duplicates
+    body = ends[0] if len(ends) == 1 else Alt(tuple(ends))
+    arrays = [seq(lit("["), low.ws, body, low.ws, lit("]"))] if ends else []
     if accepting(0, 0):
         arrays.append(seq(lit("["), low.ws, lit("]")))
     return alt(*arrays)
@@ -383,12 +387,12 @@ def _absorbing(
         if not bodies:
             previous = None
             continue
-        entered = low.new_rule("contains", ctx.pointer, alt(*bodies))
+        entered = low.new_rule(f"contains_in_{n}", ctx.pointer, alt(*bodies))
         keep = e.plain if step(n, True) == n else e.other  # saturated: any item keeps it
         body: Expr = Ref(entered)
         if keep is not None:
             body = seq(body, Repeat(seq(low.sep, keep)))
-        previous = low.new_rule("contains", ctx.pointer, body)
+        previous = low.new_rule(f"contains_more_{n}", ctx.pointer, body)
         if accepting(depth, n):
             ends.append(Ref(previous))
     return ends
