@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from structgen.errors import InternalError
 from structgen.grammar.ir import Check, Expr, Lit, alt
 from structgen.grammar.ir_strings import finite_strings
 
@@ -47,7 +48,10 @@ def decided(low: TypeLowering, checked: Check) -> Expr | NoText | None:
     allowed = finite_strings(checked.item, low.rules, MAX_DECIDED_TEXTS, pending)
     if allowed is None:
         return None
-    texts = sorted(t for t in allowed if checked.predicate(t))
+    try:
+        texts = sorted(t for t in allowed if checked.predicate(t))
+    except InternalError:  # a value the check cannot judge: it is left to run time, as before
+        return None
     if not texts:
         return NoText(len(allowed))
     return alt(*(Lit(t) for t in texts))
