@@ -13,12 +13,12 @@ The draft's first ``i`` tokens all stand with probability ``s_i = p_1 ... p_i``,
 also the expected gain, in tokens, of drafting token ``i``. Its cost is one more position in
 the verification pass, plus drafting it (measured per source: a drafter that runs a model pays
 per token). Pass costs are learned from the loop's own timings as a function of the number of
-positions (``pass_cost``: measured per size, a fitted line elsewhere), as a low quantile of the
-recent timings of each size, since a preempted or throttled pass only ever takes longer (on a
-busy machine the means made multi-position passes look dear and drafts short). On CPU the curve
-is not a line: going from 1 to 2 positions costs ~60% of a pass for SmolLM2, each position
-after that a few percent. With ``C`` the step's cost so far and ``E = 1 + s_1 + ... + s_{i-1}``
-its expected tokens, token ``i`` is drafted while
+positions (``pass_cost``: one position measured on its own, more positions by a line fitted to
+the draft sizes), each size's estimate a low quantile of its recent timings, since a preempted
+or throttled pass only ever takes longer (on a busy machine the means made multi-position passes
+look dear and drafts short). On CPU the curve is not a line: going from 1 to 2 positions costs
+~60% of a pass for SmolLM2, each position after that a few percent. With ``C`` the step's cost
+so far and ``E = 1 + s_1 + ... + s_{i-1}`` its expected tokens, token ``i`` is drafted while
 
     s_i / (marginal cost of token i)  >=  E / C
 

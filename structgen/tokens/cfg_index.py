@@ -301,8 +301,8 @@ class CfgTokenIndex:
     def _outermost(self, node: int, mids: np.ndarray) -> tuple[int, ...]:
         """The ``mids`` (trie nodes below ``node``) with no other of them above: the exact mask
         below a mid covers every mid under it, so recomputing those too would double the work
-        at each level (2**k walks below a token with k mids on its path, e.g. a long run of
-        spaces where whitespace may end at every byte)."""
+        at each level (2**k walks below a token with k mids on its path, e.g. a newline and
+        its indentation, where whitespace may end at every byte)."""
         if mids.size < 2:
             return tuple(mids.tolist())
         inside = set(mids.tolist())
