@@ -28,6 +28,20 @@ from structgen.errors import ConfigurationError
 
 __all__ = ["CausalLM", "Step"]
 
+_SMALL_GEMM_ROWS = 4
+"""Fewest rows the LM head is asked for when more than one is needed: on CPU (MKL, fp32) a
+product with 2 or 3 rows is slower than with 4 (SmolLM2's head, one thread: 21 and 32 ms against
+16 ms; ``python -m benchmarks.pass_cost`` measures it). Extra rows are dropped after the head."""
+
+
+def _head_rows(rows: Sequence[int], width: int) -> list[int]:
+    """The distinct positions to run the LM head on, ascending, padded to ``_SMALL_GEMM_ROWS``."""
+    keep = sorted(set(rows))
+    if 1 < len(keep) < _SMALL_GEMM_ROWS:
+        spare = [r for r in range(width - 1, -1, -1) if r not in keep]
+        keep = sorted(keep + spare[: _SMALL_GEMM_ROWS - len(keep)])
+    return keep
+
 
 @dataclass
 class Step:
@@ -96,6 +110,7 @@ class CausalLM:
         cache: Any,
         *,
         last_only: bool = False,
+        rows: Sequence[int] | None = None,
     ) -> Step:
         """Feed ``ids`` (``[batch, positions]``, all rows one length) after what ``cache`` holds.
 
@@ -103,6 +118,9 @@ class CausalLM:
             ids: token ids to append, one list per row.
             cache: a cache from ``new_cache`` (updated in place).
             last_only: return logits of the last position only (``[batch, 1, vocab]``).
+            rows: return logits of these positions only, in this order
+                (``[batch, len(rows), vocab]``); the LM head then runs on those rows alone, as
+                ``last_only`` does for one. Every position still enters the cache.
         """
         if not isinstance(ids, torch.Tensor):
             ids = torch.tensor([list(map(int, row)) for row in ids], dtype=torch.long)
@@ -111,9 +129,22 @@ class CausalLM:
                 "Invalid ids: expected a non-empty [batch, positions] array, got "
                 f"{tuple(ids.shape)}"
             )
+        width = int(ids.shape[1])
+        if rows is not None:
+            rows = [int(r) for r in rows]
+            if not rows or not all(0 <= r < width for r in rows):
+                raise ConfigurationError(
+                    f"Invalid rows: expected a non-empty list of positions in [0, {width}), "
+                    f"got {rows}"
+                )
         kwargs: dict[str, Any] = {self._cache_arg: cache, "use_cache": True}
-        if last_only and self._keep_arg is not None:
-            kwargs[self._keep_arg] = 1
+        keep: list[int] | None = None
+        if self._keep_arg is not None:
+            if last_only:
+                kwargs[self._keep_arg] = 1
+            elif rows is not None and len(rows) < width:
+                keep = _head_rows(rows, width)
+                kwargs[self._keep_arg] = torch.tensor(keep, dtype=torch.long, device=self.device)
         out = self.model(input_ids=ids.to(self.device), **kwargs)
         self.forward_passes += 1
         returned = getattr(out, "cache", None)
@@ -124,7 +155,16 @@ class CausalLM:
                 "Invalid model: it returned a new cache object instead of updating the one given; "
                 "structgen needs a transformers model that supports DynamicCache"
             )
-        logits = out.logits[:, -1:] if last_only else out.logits
+        logits = out.logits
+        if last_only:
+            logits = logits[:, -1:]
+        elif rows is not None:
+            if keep is None:
+                keep = list(range(logits.shape[1]))
+            at = {r: i for i, r in enumerate(keep)}
+            picked = [at[r] for r in rows]
+            if picked != list(range(len(keep))):
+                logits = logits[:, picked]
         return Step(logits=logits.float())
 
     def early_exit(self, num_layers: int) -> CausalLM:

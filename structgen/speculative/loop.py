@@ -228,9 +228,15 @@ class _Run:
         if self.matcher.is_accepting() and not self.matcher.can_continue():
             raise _Finished("grammar_complete")
 
-    def _forward(self, ids: list[int], *, last_only: bool) -> torch.Tensor:
+    def _forward(
+        self, ids: list[int], *, last_only: bool = False, rows: list[int] | None = None
+    ) -> torch.Tensor:
         t = time.perf_counter()
-        logits = self.lm.forward([ids], self.cache, last_only=last_only).logits[0]
+        if rows is None:
+            step = self.lm.forward([ids], self.cache, last_only=last_only)
+        else:
+            step = self.lm.forward([ids], self.cache, rows=rows)
+        logits = step.logits[0]
         dt = time.perf_counter() - t
         self.stats.model_s += dt
         self.stats.forward_passes += 1
@@ -353,9 +359,13 @@ class _Run:
             feed += u.forced
         base = len(self.seq)
         drafted = len(feed) - (base - self.in_cache)
-        logits = self._forward(feed, last_only=False)
+        # The rows whose logits decide something: the one that predicts position ``base``, then
+        # the one after each unit's token and forced tokens (the last is the bonus position).
+        rows = [len(feed) - drafted - 1]
+        for u in units:
+            rows.append(rows[-1] + 1 + len(u.forced))
+        logits = self._forward(feed, rows=rows)  # logits[k]: row rows[k]
         t2 = time.perf_counter()
-        first_row = len(feed) - drafted - 1  # the row that predicts position ``base``
         self.in_cache = base + drafted
         kept = base  # cache positions whose tokens stand
         if units:
@@ -363,10 +373,10 @@ class _Run:
         self.stats.proposed += len(units)
         tally: dict[str, list[int]] = {}
         verdicts: list[tuple[_Unit, bool]] = []
-        row = first_row
+        k = 0
         try:
             for u in units:
-                token = self._choose(logits[row], u.token, u.q)
+                token = self._choose(logits[k], u.token, u.q)
                 counts = tally.setdefault(u.source, [0, 0])
                 counts[0] += 1
                 if token == -1:  # near tie: decide exactly as generate would
@@ -387,11 +397,11 @@ class _Run:
                 counts[1] += 1
                 self.stats.accepted += 1
                 kept += 1 + len(u.forced)
-                row += 1 + len(u.forced)
+                k += 1
                 self._emit(token, u.forced)
             if len(self.tokens) >= self.max_new:
                 return
-            token = self._choose(logits[row], None, None)
+            token = self._choose(logits[k], None, None)
             if token == -1:
                 self.in_cache = kept
                 token = self._redo_as_generate()

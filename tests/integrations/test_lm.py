@@ -29,6 +29,43 @@ def test_incremental_forward_matches_one_full_pass(smollm2: tuple[Any, Any]) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "rows", [[8], [2, 5], [0, 3, 8], [8, 1, 4, 4], [0, 1, 2, 3, 4, 5, 6, 7, 8]]
+)
+def test_logits_of_chosen_rows_match_the_full_pass(
+    smollm2: tuple[Any, Any], rows: list[int]
+) -> None:
+    lm = CausalLM(smollm2[0])
+    full = lm.forward([IDS], lm.new_cache()).logits[0]
+    cache = lm.new_cache()
+    picked = lm.forward([IDS], cache, rows=rows).logits[0]
+    assert lm.cache_len(cache) == len(IDS)  # every position enters the cache
+    assert picked.shape == (len(rows), full.shape[-1])
+    torch.testing.assert_close(picked, full[rows], atol=1e-3, rtol=1e-3)
+    with pytest.raises(ConfigurationError):
+        lm.forward([IDS], lm.new_cache(), rows=[len(IDS)])
+    with pytest.raises(ConfigurationError):
+        lm.forward([IDS], lm.new_cache(), rows=[])
+
+
+def test_head_rows_are_distinct_sorted_and_never_two_or_three() -> None:
+    from structgen.integrations.lm import _head_rows
+
+    assert _head_rows([5], 9) == [5]
+    assert _head_rows([5, 2], 9) == [2, 5, 7, 8]
+    assert _head_rows([0, 0, 1], 3) == [0, 1, 2]  # only 3 positions: all of them
+    assert _head_rows([1, 1], 9) == [1]
+    assert _head_rows([1, 0], 2) == [0, 1]
+    assert _head_rows([3, 0, 6, 2, 3], 9) == [0, 2, 3, 6]
+    for width in range(1, 12):
+        for rows in ([0], [width - 1], list(range(0, width, 2)), list(range(width))):
+            keep = _head_rows(rows, width)
+            assert set(rows) <= set(keep) and keep == sorted(set(keep))
+            assert all(0 <= r < width for r in keep)
+            assert len(keep) == 1 or len(keep) >= min(4, width)
+
+
+@pytest.mark.slow
 def test_crop_then_refeed_equals_never_fed(smollm2: tuple[Any, Any]) -> None:
     lm = CausalLM(smollm2[0])
     cache = lm.new_cache()

@@ -90,15 +90,19 @@ class ToyLM:
     def crop(cache: list[int], length: int) -> None:
         del cache[length:]
 
-    def forward(self, ids: Any, cache: list[int], *, last_only: bool = False) -> Step:
-        rows = [list(map(int, r)) for r in ids]
-        assert len(rows) == 1 and rows[0], rows
+    def forward(
+        self, ids: Any, cache: list[int], *, last_only: bool = False, rows: Any = None
+    ) -> Step:
+        batch = [list(map(int, r)) for r in ids]
+        assert len(batch) == 1 and batch[0], batch
         out = []
-        for t in rows[0]:
+        for t in batch[0]:
             cache.append(t)
             out.append(self.next_logits(tuple(cache)))
         logits = torch.stack(out)[None]
         self.forward_passes += 1
+        if rows is not None:
+            return Step(logits=logits[:, list(rows)])
         return Step(logits=logits[:, -1:] if last_only else logits)
 
 
