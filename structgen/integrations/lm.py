@@ -8,6 +8,8 @@ talks to the model through ``CausalLM`` only, so transformers' API drift is hand
   ``past_key_values``. The argument name is read from ``model.forward``'s signature once.
 - The cache is always a ``DynamicCache`` that the adapter creates, never a legacy tuple, so
   ``crop`` (speculative rejection) and ``reorder`` (SMC resampling) work on every version.
+- Passes of several positions attend without copying the KV cache per query group
+  (``integrations.attention``); the model is switched only for the duration of each pass.
 
 The cache holds, for each row of the batch, the key/value states of every token fed so far;
 ``cache_len`` is that length. Rows always have equal lengths (no padding): the speculative loop
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 
 from structgen.errors import ConfigurationError
+from structgen.integrations.attention import grouped_attention
 
 __all__ = ["CausalLM", "Step"]
 
@@ -145,7 +148,8 @@ class CausalLM:
             elif rows is not None and len(rows) < width:
                 keep = _head_rows(rows, width)
                 kwargs[self._keep_arg] = torch.tensor(keep, dtype=torch.long, device=self.device)
-        out = self.model(input_ids=ids.to(self.device), **kwargs)
+        with grouped_attention(self.model):
+            out = self.model(input_ids=ids.to(self.device), **kwargs)
         self.forward_passes += 1
         returned = getattr(out, "cache", None)
         if returned is None:
