@@ -37,6 +37,7 @@ from structgen.grammar.ir import (
     Expr,
     ExprDigester,
     Grammar,
+    KeyExclusion,
     Lit,
     Ref,
     Regex,
@@ -232,6 +233,8 @@ class _ResolvedDigester:
                 + bytes([node.case_insensitive])  # type: ignore[union-attr]
                 + node.pattern.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
             ).digest()
+        if kind is KeyExclusion:
+            return sha(b"K" + repr(node.keys).encode("utf-8")).digest()  # type: ignore[union-attr]
         if kind is Seq or kind is Alt:
             h = sha(b"S" if kind is Seq else b"A")
             for c in node.items:  # type: ignore[union-attr]
@@ -329,7 +332,7 @@ class _Lowering:
             if nid in memo:
                 continue
             kind = type(node)
-            if kind is Lit or kind is Regex:  # leaves are regular
+            if kind is Lit or kind is Regex or kind is KeyExclusion:  # leaves are regular
                 memo[nid] = (node, True)
                 sizes[nid] = (node, node_size(node))
                 digests[nid] = (node, node_digest(node))
@@ -385,7 +388,7 @@ class _Lowering:
         (a larger regular part is lowered structurally, like a recursive one)."""
         if not self.is_regular(expr):
             return False
-        if isinstance(expr, (Lit, Regex)):
+        if isinstance(expr, (Lit, Regex, KeyExclusion)):
             return True  # a leaf cannot be split (its build raises LimitExceeded if too big)
         return self.sizer.states(expr) <= self.max_terminal
 
@@ -570,6 +573,8 @@ def _describe(expr: Expr, start: str, limit: int = 48) -> str:
             return f"/{e.pattern}/" + ("i" if e.case_insensitive else "")
         if isinstance(e, Ref):
             return e.name
+        if isinstance(e, KeyExclusion):
+            return f"<not {', '.join(map(repr, e.keys[:3]))}{' ...' if len(e.keys) > 3 else ''}>"
         if isinstance(e, Seq):
             return " ".join(text(i) for i in e.items[:4]) + (" ..." if len(e.items) > 4 else "")
         if isinstance(e, Alt):

@@ -32,6 +32,7 @@ from structgen.grammar.ir import (
     Check,
     Expr,
     Grammar,
+    KeyExclusion,
     Lit,
     Ref,
     Regex,
@@ -39,6 +40,7 @@ from structgen.grammar.ir import (
     Seq,
     distinct_nodes,
 )
+from structgen.grammar.json_strings import STRING_BODY, char_spellings, key_trie, other_char
 from structgen.grammar.regex import RegexNode, parse_regex
 
 DEFAULT_MAX_NFA_STATES = 2_000_000
@@ -505,7 +507,7 @@ def _check_node(expr: Expr) -> None:
             keyword=expr.predicate.describe(),
             hint="grammars with checks compile with the CFG engine",
         )
-    if not isinstance(expr, (Lit, Regex, Seq, Alt, Repeat, Ref)):
+    if not isinstance(expr, (Lit, Regex, Seq, Alt, Repeat, Ref, KeyExclusion)):
         raise TypeError(f"Invalid IR node: expected an Expr, got {type(expr).__name__}")
     if isinstance(expr, Repeat) and (
         expr.min < 0 or (expr.max is not None and expr.max < expr.min)
@@ -524,7 +526,51 @@ def _factor_key(node: Expr) -> tuple[Any, ...]:
         return ("R", node.pattern, node.case_insensitive)
     if isinstance(node, Ref):
         return ("F", node.name)
+    if isinstance(node, KeyExclusion):
+        return ("K", node.keys)
     return ("I", id(node))
+
+
+def _key_exclusion_fragment(node: KeyExclusion) -> Fragment:
+    """The fragment of ``KeyExclusion(keys)``, straight from the key trie.
+
+    One state per trie node. From it: to the exit if no key ends there; the regex fragment of
+    "a character none of the children, in any spelling" (``json_strings.other_char``), then one
+    string body shared by every trie node (after leaving the trie anything may follow: one
+    copy, where the IR placed one per trie node); and per child, the fragment of its
+    character's spellings, then the child's state. Character fragments are the cached regex
+    templates, so the Python work is a few tuples per trie node. The language is the one of
+    the reference IR (``json_strings.not_key_ir``): the same regexes, wired by the same
+    equations (not_key(n) = [empty] | other(n) BODY | each spelling(c) not_key(child)).
+
+    Local layout: state 0 is the exit, the body follows it; then each trie node's state (the
+    root first) and the fragments placed for it.
+    """
+    body = _regex_template(STRING_BODY, False)
+    subs: list[tuple[Fragment, int]] = [(body, 1)]
+    eps: list[tuple[int, int]] = [(1 + body.end, 0)]
+    body_start = 1 + body.start
+    root = size = 1 + body.size
+    size += 1
+    queue = [(key_trie(node.keys), root)]
+    for trie, state in queue:  # breadth first: the queue grows while it is read
+        children = sorted(trie.children.items()) if trie.children else []
+        if not trie.terminal:
+            eps.append((state, 0))
+        leave = _regex_template(other_char(tuple(ch for ch, _ in children)), False)
+        subs.append((leave, size))
+        eps.append((state, size + leave.start))
+        eps.append((size + leave.end, body_start))
+        size += leave.size
+        for ch, child in children:
+            spelled = _regex_template(char_spellings(ch), False)
+            subs.append((spelled, size))
+            child_state = size + spelled.size
+            eps.append((state, size + spelled.start))
+            eps.append((size + spelled.end, child_state))
+            size = child_state + 1
+            queue.append((child, child_state))
+    return Fragment(size, [], eps, subs, root, 0, any(f.empty for f, _ in subs))
 
 
 @dataclass(frozen=True)
@@ -599,6 +645,15 @@ class NfaBuilder:
         self._plans: dict[int, tuple[Alt, _AltPlan | None]] = (
             {} if sharing is None else sharing._plans
         )
+
+    def _key_exclusion(self, node: KeyExclusion) -> Fragment:
+        """The fragment of ``node``, made when it is first sized (its size is the fragment's)
+        and kept in the fragment memo, where ``fragment`` finds it."""
+        hit = self._frags.get(id(node))
+        if hit is None:
+            hit = (node, _key_exclusion_fragment(node))
+            self._frags[id(node)] = hit
+        return hit[1]
 
     def _plan(self, node: Alt) -> _AltPlan | None:
         hit = self._plans.get(id(node))
@@ -692,6 +747,8 @@ class NfaBuilder:
             return len(node.value) + 1
         if isinstance(node, Regex):
             return _regex_size(node.pattern, node.case_insensitive)
+        if isinstance(node, KeyExclusion):
+            return self._key_exclusion(node).size
         if isinstance(node, Seq):
             return sum(memo[id(c)][1] for c in node.items) if node.items else 1
         if isinstance(node, Alt):
@@ -741,6 +798,8 @@ class NfaBuilder:
                 )
             if isinstance(node, Regex):
                 return _regex_template(node.pattern, node.case_insensitive)
+            if isinstance(node, KeyExclusion):
+                return self._key_exclusion(node)
             if isinstance(node, Seq):
                 if not node.items:
                     return Fragment(1, [], [], [], 0, 0, False)

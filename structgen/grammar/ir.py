@@ -11,6 +11,7 @@ Expressions:
     ``Repeat(item, min, max)`` bounded (or, with ``max=None``, unbounded) repetition
     ``Ref(name)``              a reference to a rule (recursion allowed in the IR)
     ``Check(item, predicate)`` ``item`` restricted by a semantic predicate on its bytes
+    ``KeyExclusion(keys)``     the body of a JSON string whose decoded value is none of ``keys``
 """
 
 from __future__ import annotations
@@ -87,7 +88,22 @@ class Check:
     predicate: Any
 
 
-Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref, Check]  # noqa: UP007 - a runtime alias
+@dataclass(frozen=True, slots=True)
+class KeyExclusion:
+    """The body of a JSON string (between the quotes, any RFC 8259 spelling) whose *decoded*
+    value is none of ``keys``: the extra keys of an object, which must not spell a declared key.
+
+    A leaf: its automaton is built straight from the trie of ``keys``
+    (``structgen.automata.nfa``), where the same language as IR (``json_strings.not_key_ir``,
+    the reference) is two IR nodes per trie node, and each IR node costs a walk of every
+    stage. ``keys`` are sorted and distinct, every character in the BMP and no surrogate
+    (``json_strings.string_excluding`` makes them so).
+    """
+
+    keys: tuple[str, ...]
+
+
+Expr = Union[Lit, Regex, Seq, Alt, Repeat, Ref, Check, KeyExclusion]  # noqa: UP007 - runtime alias
 
 EMPTY: Expr = Lit(b"")
 
@@ -282,6 +298,8 @@ class ExprDigester:
             parts = ("Regex", node.pattern, node.case_insensitive)
         elif isinstance(node, Ref):
             parts = ("Ref", node.name)
+        elif isinstance(node, KeyExclusion):
+            parts = ("KeyExclusion", node.keys)
         elif isinstance(node, (Seq, Alt)):
             parts = (type(node).__name__, *(memo[id(c)][1] for c in node.items))
         elif isinstance(node, Repeat):
@@ -328,6 +346,7 @@ __all__ = [
     "ExprDigester",
     "distinct_nodes",
     "Grammar",
+    "KeyExclusion",
     "KeywordStatus",
     "Lit",
     "Ref",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from structgen.errors import GrammarError
-from structgen.grammar.ir import Alt, Check, Expr, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.ir import Alt, Check, Expr, KeyExclusion, Lit, Ref, Regex, Repeat, Seq
 from structgen.grammar.regex import RegexNode, parse_regex
 
 __all__ = ["MAX_DEPTH", "finite_strings"]
@@ -84,6 +84,8 @@ def _strings(
                 return None
             parts.append(part)
         return _product(parts, limit)
+    if isinstance(expr, KeyExclusion):
+        return None  # infinitely many: a body that leaves the key trie goes on freely
     assert isinstance(expr, Repeat)
     one = _strings(expr.item, rules, limit, unknown, deeper)
     if one is None:

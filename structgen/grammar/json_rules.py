@@ -12,7 +12,19 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from structgen.errors import InvalidSchema
-from structgen.grammar.ir import EMPTY, Alt, Check, Expr, Lit, Ref, Regex, Repeat, Seq, seq
+from structgen.grammar.ir import (
+    EMPTY,
+    Alt,
+    Check,
+    Expr,
+    KeyExclusion,
+    Lit,
+    Ref,
+    Regex,
+    Repeat,
+    Seq,
+    seq,
+)
 
 # Expressions are DAGs (subtrees are shared), so every walk memoizes on node identity; and they
 # can be deep (nested schemas), so every walk is iterative.
@@ -50,7 +62,7 @@ def _prune(expr: Expr, known: set[str], memo: dict[int, Expr | None]) -> Expr | 
     kept as they are, so sharing survives)."""
 
     def combine(node: Expr, kids: list[Expr | None]) -> Expr | None:
-        if isinstance(node, (Lit, Regex)):
+        if isinstance(node, (Lit, Regex, KeyExclusion)):
             return node
         if isinstance(node, Ref):
             return node if node.name in known else None
@@ -101,6 +113,8 @@ def _nullable(expr: Expr, memo: dict[int, bool]) -> bool:
             return node.min == 0 or kids[0]
         if isinstance(node, Check):
             return kids[0]
+        if isinstance(node, KeyExclusion):
+            return "" not in node.keys
         return False
 
     return bool(_bottom_up(expr, memo, combine))
@@ -191,7 +205,7 @@ def _productive_rules(rules: Mapping[str, Expr], start: str) -> tuple[set[str], 
             continue
         seen.add(nid)
         kind = type(node)
-        if kind is Lit or kind is Regex:
+        if kind is Lit or kind is Regex or kind is KeyExclusion:
             ready.append(node)
             continue
         if kind is Ref:

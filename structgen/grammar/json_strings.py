@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import interegular
 
-from structgen.grammar.ir import EMPTY, Expr, Regex, alt, lit, seq
+from structgen.grammar.ir import EMPTY, Expr, KeyExclusion, Regex, alt, lit, seq
 
 RAW_CHAR = r'[^"\\\x00-\x1f]'
 """One unescaped string character."""
@@ -82,7 +82,7 @@ def _hex_digit(digit: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _spellings(ch: str) -> str:
+def char_spellings(ch: str) -> str:
     """Regex for every JSON spelling of the single (BMP, non-surrogate) character ``ch``."""
     options = []
     if ch not in '"\\' and ord(ch) >= 0x20:
@@ -117,13 +117,38 @@ def _hex_excluding(codes: set[str], width: int) -> str | None:
 
 
 @dataclass
-class _Trie:
+class KeyTrie:
+    """A trie of keys: ``terminal`` where a key ends, ``children`` by next character."""
+
     terminal: bool = False
-    children: dict[str, _Trie] | None = None
+    children: dict[str, KeyTrie] | None = None
+
+
+def _refuse_outside_bmp(key: str) -> None:
+    if any(ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+        raise ValueError(f"key {key!r} has a character outside the BMP")
+
+
+def key_trie(keys: Iterable[str]) -> KeyTrie:
+    """The trie of ``keys``.
+
+    Raises:
+        ValueError: a key contains a surrogate or a character outside the BMP (not supported).
+    """
+    root = KeyTrie()
+    for key in keys:
+        _refuse_outside_bmp(key)
+        node = root
+        for ch in key:
+            if node.children is None:
+                node.children = {}
+            node = node.children.setdefault(ch, KeyTrie())
+        node.terminal = True
+    return root
 
 
 @lru_cache(maxsize=4096)
-def _other_char_of(excluded: tuple[str, ...]) -> str:
+def other_char(excluded: tuple[str, ...]) -> str:
     """Regex for one string character (any spelling) whose decoded value is none of
     ``excluded`` (sorted, distinct; memoised: trie nodes of keys repeat the same few
     characters, across objects and schemas)."""
@@ -140,58 +165,65 @@ def _other_char_of(excluded: tuple[str, ...]) -> str:
     return "(?:" + "|".join(options) + ")"
 
 
+def string_excluding(keys: Iterable[str]) -> Expr:
+    """A JSON string (any spelling, quotes included) whose *decoded* value is none of ``keys``.
+
+    The body is one ``KeyExclusion`` leaf, whose automaton is built straight from the key trie
+    (``structgen.automata.nfa``); ``not_key_ir`` is the same language as IR, the reference the
+    tests compare it with. As IR the exclusions were about half of a schema's IR nodes, and the
+    largest share of TTFM where extra keys are allowed; as a single regex they were slower
+    still (its parse, NFA template and ``re`` checks: TTFM p50 about 1.5x the IR's).
+
+    Raises:
+        ValueError: a key contains a surrogate or a character outside the BMP (not supported).
+    """
+    distinct = tuple(sorted(set(keys)))
+    for key in distinct:
+        _refuse_outside_bmp(key)
+    if not distinct:
+        return Regex(STRING_PATTERN)
+    return seq(lit('"'), KeyExclusion(distinct), lit('"'))
+
+
+# The reference: the same language as IR over the key trie (the tests compare the leaf's
+# automaton with it; the grammar used it until the leaf replaced it).
+
+
 @lru_cache(maxsize=4096)
 def _regex(pattern: str) -> Regex:
     """One ``Regex`` object per pattern (the engines memoise per node object)."""
     return Regex(pattern)
 
 
-def _not_key(node: _Trie) -> Expr:
+def _not_key(node: KeyTrie) -> Expr:
     """String bodies (from ``node``) that are not keys: they stop at a trie node that ends no
     key, or leave the trie at some character (then anything may follow), or go on to a child.
 
     One walk of the trie where a body that leaves it and one that stops early were two (the
     union is the same language: by induction on the trie, ``_not_key(n)`` is
-    ``leave(n) BODY | stop(n)``): two IR nodes per trie node instead of four, and the node for
-    "leave here, then anything" is shared by every trie node with the same children."""
+    ``leave(n) BODY | stop(n)``)."""
     children = node.children or {}
     branches: list[Expr] = [] if node.terminal else [EMPTY]
     branches.append(_leave_then_body(tuple(sorted(children))))
     for ch, child in sorted(children.items()):
-        branches.append(seq(_regex(_spellings(ch)), _not_key(child)))
+        branches.append(seq(_regex(char_spellings(ch)), _not_key(child)))
     return alt(*branches)
 
 
 @lru_cache(maxsize=4096)
 def _leave_then_body(children: tuple[str, ...]) -> Expr:
-    """A first character that is none of ``children`` (any spelling), then any string body
-    (one node per set of characters: the IR engines memoise per node object)."""
-    return seq(_regex(_other_char_of(children)), _regex(STRING_BODY))
+    """A first character that is none of ``children`` (any spelling), then any string body."""
+    return seq(_regex(other_char(children)), _regex(STRING_BODY))
 
 
-def string_excluding(keys: Iterable[str]) -> Expr:
-    """A JSON string (any spelling, quotes included) whose *decoded* value is none of ``keys``.
-
-    Built as IR over the key trie, one small regex per character (memoised, so shared across
-    objects and schemas): as a single regex it would be large, and slow to turn into an
-    automaton (measured again on MaskBench: TTFM p50 about 1.5x the IR's).
+def not_key_ir(keys: Iterable[str]) -> Expr:
+    """The language of ``KeyExclusion(keys)`` as IR: per trie node, "stop here if no key ends
+    here | leave the trie, then any body | each child's spellings, then on from the child".
 
     Raises:
         ValueError: a key contains a surrogate or a character outside the BMP (not supported).
     """
-    root = _Trie()
-    for key in keys:
-        if any(ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF for c in key):
-            raise ValueError(f"key {key!r} has a character outside the BMP")
-        node = root
-        for ch in key:
-            if node.children is None:
-                node.children = {}
-            node = node.children.setdefault(ch, _Trie())
-        node.terminal = True
-    if not root.children and not root.terminal:
-        return Regex(STRING_PATTERN)
-    return seq(lit('"'), _not_key(root), lit('"'))
+    return _not_key(key_trie(keys))
 
 
 # --- whitespace -------------------------------------------------------------------------------
@@ -421,9 +453,14 @@ __all__ = [
     "STRING_BODY",
     "STRING_CHAR",
     "STRING_PATTERN",
+    "KeyTrie",
     "PatternBody",
     "PatternError",
+    "char_spellings",
     "check_whitespace_pattern",
+    "key_trie",
+    "not_key_ir",
+    "other_char",
     "pattern_string_body",
     "regex_escape",
     "string_excluding",

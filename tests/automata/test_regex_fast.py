@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import structgen as sg
 from structgen.automata.regex_fast import fast_parse
 from structgen.errors import StructgenError
-from structgen.grammar.ir import Regex, distinct_nodes
+from structgen.grammar.ir import KeyExclusion, Regex, distinct_nodes
+from structgen.grammar.json_strings import not_key_ir
 from structgen.grammar.regex import parse_regex
 
 EDGE = [
@@ -159,10 +160,14 @@ def test_front_end_patterns_agree() -> None:
             except StructgenError:
                 continue
             for _, expr in g.rules:
+                nodes = distinct_nodes(expr)
+                # a key exclusion's automaton is made of the regexes of its reference IR
+                nodes += [
+                    x for n in nodes if isinstance(n, KeyExclusion)
+                    for x in distinct_nodes(not_key_ir(n.keys))
+                ]
                 patterns.update(
-                    n.pattern
-                    for n in distinct_nodes(expr)
-                    if isinstance(n, Regex) and not n.case_insensitive
+                    n.pattern for n in nodes if isinstance(n, Regex) and not n.case_insensitive
                 )
     fast = 0
     for pattern in patterns:

@@ -21,7 +21,13 @@ from typing import Any
 
 import interegular
 
-from structgen.grammar.ir import Alt, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.ir import Alt, Expr, Grammar, KeyExclusion, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.json_strings import not_key_ir
+
+try:
+    from .ir_recognizer import excluded_key_ends
+except ImportError:  # rootdir-style import: tests/grammar is on sys.path
+    from ir_recognizer import excluded_key_ends  # type: ignore[no-redef]
 
 
 class RecursiveGrammar(ValueError):
@@ -57,6 +63,8 @@ def to_python_regex(grammar: Grammar) -> str:
             if expr.name in active:
                 raise RecursiveGrammar(expr.name)
             return "(?:" + conv(rules[expr.name], (*active, expr.name)) + ")"
+        if isinstance(expr, KeyExclusion):  # its reference IR (tested against json.loads)
+            return "(?:" + conv(not_key_ir(expr.keys), active) + ")"
         raise TypeError(expr)
 
     return conv(Ref(grammar.start), ())
@@ -130,6 +138,8 @@ class Recognizer:
             return frozenset(result)
         if isinstance(expr, Ref):
             return self._ends(self.rules[expr.name], pos)
+        if isinstance(expr, KeyExclusion):
+            return excluded_key_ends(expr, text, pos)
         raise TypeError(expr)
 
 

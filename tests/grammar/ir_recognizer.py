@@ -17,10 +17,24 @@ compiled with ``re.ASCII`` (``\\d``, ``\\w``, ``\\s`` are ASCII classes in struc
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 
-from structgen.grammar.ir import Alt, Expr, Grammar, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.ir import Alt, Expr, Grammar, KeyExclusion, Lit, Ref, Regex, Repeat, Seq
+from structgen.grammar.json_strings import STRING_BODY
+
+_BODY = re.compile(STRING_BODY)
+
+
+def excluded_key_ends(expr: KeyExclusion, text: str, i: int) -> frozenset[int]:
+    """The ends ``j`` where ``text[i:j]`` is a JSON string body (any spelling) whose value,
+    decoded by ``json.loads``, is none of the keys: ``KeyExclusion`` by its definition."""
+    return frozenset(
+        j
+        for j in range(i, len(text) + 1)
+        if _BODY.fullmatch(text, i, j) and json.loads(f'"{text[i:j]}"') not in expr.keys
+    )
 
 
 @cache
@@ -67,6 +81,8 @@ class _Recognizer:
             return self._repeat(expr, i)
         if isinstance(expr, Ref):
             return self._ref(expr.name, i)
+        if isinstance(expr, KeyExclusion):
+            return excluded_key_ends(expr, self.text, i)
         raise TypeError(f"not an IR expression: {expr!r}")
 
     def _regex(self, expr: Regex, i: int) -> frozenset[int]:

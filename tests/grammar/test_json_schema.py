@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from structgen.errors import ConfigurationError, InvalidSchema, UnsupportedFeature
-from structgen.grammar.ir import Alt, Grammar, Regex, Repeat, Seq
+from structgen.grammar.ir import Alt, Grammar, KeyExclusion, Regex, Repeat, Seq
 from structgen.grammar.json_format_patterns import CHECKER_FUNCTIONS
 from structgen.grammar.json_numbers import integer_bounds, integer_range_pattern
 from structgen.grammar.json_schema import json_schema_grammar as _lower
+from structgen.grammar.json_strings import not_key_ir
 from structgen.grammar.json_types import json_equal
 
 # These tests pin the grammar-only lowering (semantic_checks=False): the IR oracle here has no
@@ -483,6 +484,8 @@ def _regexes(grammar: Grammar) -> set[str]:
         expr = todo.pop()
         if isinstance(expr, Regex):
             found.add(expr.pattern)
+        elif isinstance(expr, KeyExclusion):  # built from the regexes of its reference IR
+            todo.append(not_key_ir(expr.keys))
         elif isinstance(expr, (Seq, Alt)):
             todo.extend(expr.items)
         elif isinstance(expr, Repeat):
