@@ -21,9 +21,11 @@ completes. The array's own check still runs, so the language is unchanged.
 
 Deliberate simplifications: where the item is not a finite set of values or texts, whether a
 matching (non-matching) item exists at all is judged only by ``json_contradictions.impossible``
-(``implied``): a schema where, say, no integer item can match a ``contains`` of ``minimum: 5``
-beside ``maximum: 3`` keeps prefixes that are dead ends (the checks then refuse every item, as
-before). With ``uniqueItems`` too, each item is also checked for uniqueness (up to
+(``implied``): types, ``required`` against forbidden keys, and numeric / size bounds (integer
+items of ``maximum: 3`` never match a ``contains`` of ``minimum: 5``: no array passes and the
+schema is reported unsatisfiable; items of ``minimum: 6`` always do, so ``maxContains`` bounds
+the items). Other contradictions, e.g. a ``pattern`` no item string can match, keep prefixes
+that are dead ends (the checks then refuse every item, as before). With ``uniqueItems`` too, each item is also checked for uniqueness (up to
 ``EARLY_UNIQUE_ITEMS``), but the two are judged apart (running out of distinct matching values is
 not foreseen). Arrays needing more than ``MAX_CONTAINS_STATES`` states keep the plain lowering
 (the array's check alone, at ``]``).

@@ -49,7 +49,11 @@ class ScriptedLM(CausalLM):
     def crop(cache: list[int], length: int) -> None:
         del cache[length:]
 
-    def forward(self, ids: Any, cache: list[int], *, last_only: bool = False) -> Step:
+    def forward(
+        self, ids: Any, cache: list[int], *, last_only: bool = False, rows: Any = None
+    ) -> Step:
+        if rows is not None and list(rows) != [len(ids[0]) - 1]:
+            raise NotImplementedError("the scripted model knows the last position's logits only")
         cache.extend(int(t) for t in ids[0])
         self.forward_passes += 1
         text = b"".join(VOCAB.token_bytes[t] for t in cache[1:])  # cache[0]: the prompt token
