@@ -25,10 +25,10 @@ matching (non-matching) item exists at all is judged only by ``json_contradictio
 items of ``maximum: 3`` never match a ``contains`` of ``minimum: 5``: no array passes and the
 schema is reported unsatisfiable; items of ``minimum: 6`` always do, so ``maxContains`` bounds
 the items). Other contradictions, e.g. a ``pattern`` no item string can match, keep prefixes
-that are dead ends (the checks then refuse every item, as before). With ``uniqueItems`` too, each item is also checked for uniqueness (up to
-``EARLY_UNIQUE_ITEMS``), but the two are judged apart (running out of distinct matching values is
-not foreseen). Arrays needing more than ``MAX_CONTAINS_STATES`` states keep the plain lowering
-(the array's check alone, at ``]``).
+that are dead ends (the checks then refuse every item, as before). With ``uniqueItems`` too, each
+item is also checked for uniqueness (up to ``EARLY_UNIQUE_ITEMS``), but the two are judged apart
+(running out of distinct matching values is not foreseen). Arrays needing more than
+``MAX_CONTAINS_STATES`` states keep the plain lowering (the array's check alone, at ``]``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ __all__ = [
     "NoArray",
     "contains_counts",
     "early_contains",
+    "finite_values",
 ]
 
 MAX_CONTAINS_STATES = 1024
@@ -144,7 +145,7 @@ def _type_list(schema: Any) -> list[str]:
     return list(_TYPES)
 
 
-def _finite_values(schema: Any) -> list[Any] | None:
+def finite_values(schema: Any) -> list[Any] | None:
     """The values a simple item schema allows, where they are few (a superset: the caller
     filters them by the schema itself); None if it is not such a schema."""
     if not isinstance(schema, Mapping):
@@ -198,7 +199,7 @@ def _element(
         item_ok = pointer is None or JsonSchemaCheck(low.root_text, pointer, draft=contains.draft)
         return (item_ok is True or item_ok(text)) and contains(text)
 
-    values = _finite_values(schema)
+    values = finite_values(schema)
     if values is not None and pointer is not None and not low.checked_keywords.get(pointer):
         # the item is one of a few values: split them (decided at the first byte that differs)
         check = JsonSchemaCheck(low.root_text, pointer, draft=contains.draft)
@@ -223,7 +224,7 @@ def _element(
     types = _type_list(schema)
     every = schema is not False and implied(branch, item_schema, types)  # every item matches
     none = schema is False or impossible(branch, item_schema, types)  # no item matches
-    wanted = _finite_values(branch)
+    wanted = finite_values(branch)
     match: Expr | None = None
     if every and not none:
         match = plain

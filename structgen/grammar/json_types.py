@@ -43,7 +43,12 @@ from structgen.grammar.json_checks import (
     canonical,
 )
 from structgen.grammar.json_contradictions import object_contradiction
-from structgen.grammar.json_early_arrays import NoArray, contains_counts, early_contains
+from structgen.grammar.json_early_arrays import (
+    NoArray,
+    contains_counts,
+    early_contains,
+    finite_values,
+)
 from structgen.grammar.json_early_objects import early_object, object_keys
 from structgen.grammar.json_format_patterns import format_grammar, grammar_matches_checker
 from structgen.grammar.json_formats import (
@@ -773,6 +778,18 @@ class TypeLowering(LoweringBase):
             item = self.lower(schema["items"], ctx.child("items"))
         if item is None:
             cap = len(prefix) if cap is None else min(cap, len(prefix))
+        elif unique and "items" in active:
+            distinct = self._distinct_values(schema["items"], ctx.child("items").pointer)
+            if distinct is not None and (cap is None or len(prefix) + distinct < cap):
+                # uniqueItems over a few values: no more items than distinct values, so the
+                # separator after the last possible item is refused (not the item after it)
+                cap = len(prefix) + distinct
+                if need > cap:
+                    return self._never(
+                        ctx.child("uniqueItems"),
+                        f"minItems {need}, but the items can take only {distinct} distinct "
+                        f"values after {len(prefix)} prefixItems",
+                    )
         if cap is not None and need > cap:
             return self._never(ctx, "no array length is possible")
         prefix = prefix[:cap] if cap is not None else prefix
@@ -819,6 +836,20 @@ class TypeLowering(LoweringBase):
         if self.refs.uncheckable(ctx.pointer) is not None:
             return None
         return contains_counts(schema, self.dialect.__name__)
+
+    def _distinct_values(self, schema: Any, pointer: str) -> int | None:
+        """How many distinct (JSON-unequal) values the item schema at ``pointer`` allows, where
+        it is a finite set of values (``json_early_arrays.finite_values``); else None."""
+        values = finite_values(schema)
+        if values is None:
+            return None
+        check = JsonSchemaCheck(self.root_text, pointer, draft=self.refs.draft)
+        kept: list[Any] = []
+        for value in values:
+            text = json.dumps(value, separators=(",", ":")).encode()
+            if check(text) and not any(json_equal(value, k) for k in kept):
+                kept.append(value)
+        return len(kept)
 
     def _unique_items(
         self, prefix: list[Expr], item: Expr | None, low: int, cap: int | None, ctx: SchemaCtx

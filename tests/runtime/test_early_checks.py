@@ -131,3 +131,41 @@ def test_early_property_names_are_sound(schema: dict[str, Any]) -> None:
     texts = {layout(o).encode(): validator.is_valid(o) for o in objects for layout in LAYOUTS}
     rejected = assert_rejections_sound(compiled, texts)
     assert any(b":" not in data[cut:] for data, cut in rejected)  # at a key, before its value
+
+
+FEW = ["red", "green", "blue"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "items": {"enum": FEW}, "uniqueItems": True},
+        {"type": "array", "items": {"enum": FEW}, "uniqueItems": True, "minItems": 3},
+        {"type": "array", "items": {"enum": [*FEW, "red"]}, "uniqueItems": True, "maxItems": 9},
+        {"type": "array", "prefixItems": [{"const": "red"}], "items": {"enum": FEW},
+         "uniqueItems": True},  # fmt: skip
+    ],
+    ids=lambda s: json.dumps(s)[14:70],
+)
+def test_unique_items_over_few_values_end_where_the_values_run_out(
+    schema: dict[str, Any],
+) -> None:
+    """Items from a few values, all distinct: once every value is used, the separator is refused
+    (formerly the next item was allowed and refused as it completed: a dead end)."""
+    from prefix_oracle import arrays, assert_prefix_exact
+
+    assert_prefix_exact(schema, arrays(FEW, 4))
+
+
+def test_unique_values_are_counted_under_json_equality() -> None:
+    """1 and 1.0 are one value and true another: 3 distinct values, a fourth item is refused at
+    its separator; minItems beyond them makes the schema unsatisfiable."""
+    from prefix_oracle import rejected_at
+
+    schema = {"type": "array", "items": {"enum": [1, 1.0, True, "1"]}, "uniqueItems": True}
+    compiled = sg.compile(sg.Grammar.from_json_schema(schema, whitespace="compact"), VOCAB)
+    assert rejected_at(compiled, b'[1,true,"1",1.0]') == len(b'[1,true,"1"')
+    m = compiled.matcher()
+    assert m.consume_bytes(b'[1,true,"1"]') and m.is_accepting()
+    with pytest.raises(sg.InvalidSchema, match="distinct values"):
+        sg.Grammar.from_json_schema({**schema, "minItems": 4})
